@@ -1,0 +1,26 @@
+"""`switchyard`: the project's tools in one command (sim, compile, report).
+
+Each subcommand imports its own package only when chosen, so `switchyard sim` never loads kopf.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+_COMMANDS = {
+    "sim": ("switchyard_sim.cli", "run the provider simulator (OpenAI, Anthropic, Gemini wire formats)"),
+    "compile": ("switchyard_operator.compile_cli", "compile LLMProvider/RoutingPolicy manifests offline"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help") or args[0] not in _COMMANDS:
+        print("usage: switchyard {" + ",".join(_COMMANDS) + "} [options]\n")
+        for name, (_, help_text) in _COMMANDS.items():
+            print(f"  {name:<9} {help_text}")
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    module = importlib.import_module(_COMMANDS[args[0]][0])
+    result: int = module.main(args[1:])
+    return result

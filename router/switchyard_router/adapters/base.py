@@ -1,0 +1,188 @@
+"""The contract between the request path and one provider family.
+
+Shaped after Envoy AI Gateway's translators: build the upstream request, translate the response
+body (whole, or one stream event at a time, collecting usage on the way), classify errors.
+An adapter never mutates the client's body: a retry or a fallback reuses it.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+import orjson
+
+from ..errors import ErrorKind, UpstreamError, kind_from_status, parse_retry_after
+from ..table import Provider
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    reported: bool = False  # False: the provider gave no usage, so the request is unpriced
+
+    def to_openai(self) -> JSON:
+        return {
+            "prompt_tokens": self.input_tokens,
+            "completion_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": self.cached_input_tokens},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+        }
+
+    @classmethod
+    def from_openai(cls, usage: JSON | None) -> Usage:
+        if not usage:
+            return cls()
+        prompt = usage.get("prompt_tokens_details") or {}
+        completion = usage.get("completion_tokens_details") or {}
+        return cls(
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+            cached_input_tokens=int(prompt.get("cached_tokens") or 0),
+            reasoning_tokens=int(completion.get("reasoning_tokens") or 0),
+            reported=True,
+        )
+
+
+@dataclass(slots=True)
+class UpstreamRequest:
+    url: str
+    headers: dict[str, str]
+    body: bytes = b""
+    method: str = "POST"
+
+
+@dataclass(slots=True)
+class StreamState:
+    """Identity shared by every chunk of one translated stream."""
+
+    model: str
+    include_usage: bool
+    id: str = field(default_factory=lambda: f"chatcmpl-{uuid4().hex[:24]}")
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+def sse_frame(payload: JSON) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+class StreamTranslator(ABC):
+    """One per streamed request. Turns upstream SSE events into OpenAI chunk frames."""
+
+    def __init__(self, state: StreamState) -> None:
+        self.state = state
+        self.usage = Usage()
+
+    @abstractmethod
+    def feed(self, event: str | None, data: bytes) -> bytes:
+        """Frames for the client (possibly b""), or UpstreamError for an error event."""
+
+    @abstractmethod
+    def finish(self) -> bytes:
+        """Closing frames ending in `data: [DONE]`; UpstreamError if the upstream stream was cut."""
+
+    def chunk(self, delta: JSON, finish_reason: str | None = None) -> JSON:
+        return {
+            "id": self.state.id,
+            "object": "chat.completion.chunk",
+            "created": self.state.created,
+            "model": self.state.model,
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ],
+        }
+
+    def usage_chunk(self) -> bytes:
+        """The include_usage chunk (empty choices), only when the client asked for it."""
+        if not self.state.include_usage:
+            return b""
+        return sse_frame(
+            {
+                "id": self.state.id,
+                "object": "chat.completion.chunk",
+                "created": self.state.created,
+                "model": self.state.model,
+                "choices": [],
+                "usage": self.usage.to_openai(),
+            }
+        )
+
+
+class ProviderAdapter(ABC):
+    """Stateless; one instance per provider family, shared by every request."""
+
+    @abstractmethod
+    def chat_request(
+        self, provider: Provider, key: str | None, model: str, body: JSON, stream: bool
+    ) -> UpstreamRequest: ...
+
+    @abstractmethod
+    def chat_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
+        """An upstream 200 body as an OpenAI chat.completion body, and its usage."""
+
+    @abstractmethod
+    def stream(self, state: StreamState) -> StreamTranslator: ...
+
+    def embeddings_request(
+        self, provider: Provider, key: str | None, model: str, body: JSON
+    ) -> UpstreamRequest:
+        raise UpstreamError(
+            ErrorKind.BAD_REQUEST, f"provider type {provider.type} does not serve embeddings"
+        )
+
+    def embeddings_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
+        raise NotImplementedError  # pragma: no cover - only reached after embeddings_request
+
+    @abstractmethod
+    def models_request(self, provider: Provider, key: str | None) -> UpstreamRequest:
+        """The provider's free authenticated endpoint (list models), used by health probes."""
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        """Classify a non-2xx answer. Subclasses refine the kind from the provider's error body."""
+        kind = kind_from_status(status)
+        message = error_message(body) or f"upstream answered HTTP {status}"
+        return UpstreamError(
+            kind, message, status=status, retry_after=parse_retry_after(headers.get("retry-after"))
+        )
+
+
+def error_message(body: bytes) -> str | None:
+    """The human message of a provider's JSON error body, whatever its family's shape."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body[:300].decode("utf-8", "replace").strip()
+        return text or None
+    if isinstance(data, list) and data:  # Gemini sometimes wraps the error in a list
+        data = data[0]
+    if not isinstance(data, dict):
+        return None
+    err = data.get("error", data)
+    if isinstance(err, dict):
+        message = err.get("message")
+        return str(message) if message else None
+    return str(err)
+
+
+def load_json(body: bytes) -> JSON:
+    """Parse an upstream 200 body; a body that is not a JSON object is the provider's fault."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(ErrorKind.SERVER_ERROR, "upstream sent a body that is not JSON") from None
+    if not isinstance(data, dict):
+        raise UpstreamError(ErrorKind.SERVER_ERROR, "upstream sent JSON that is not an object")
+    return data

@@ -1,0 +1,132 @@
+"""OpenAI-compatible providers (OpenAI, OpenRouter, Groq, vLLM, Ollama...): pass through.
+
+The body goes upstream almost as the client sent it: only `model` changes, and streams always ask
+for usage so spend is counted; the usage chunk is dropped again when the client did not ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+from ..errors import ErrorKind, UpstreamError
+from ..table import Provider, ProviderType
+from .base import (
+    JSON,
+    SSE_DONE,
+    ProviderAdapter,
+    StreamState,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+    load_json,
+)
+
+# OpenRouter asks apps to name themselves; harmless elsewhere.
+_ATTRIBUTION = {ProviderType.OPENROUTER: {"X-Title": "Switchyard"}}
+
+
+def _headers(provider: Provider, key: str | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    headers.update(_ATTRIBUTION.get(provider.type, {}))
+    headers.update(provider.headers)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+class OpenAIStream(StreamTranslator):
+    def __init__(self, state: StreamState) -> None:
+        super().__init__(state)
+        self.done = False
+
+    def feed(self, event: str | None, data: bytes) -> bytes:
+        if data == b"[DONE]":
+            self.done = True
+            return b""
+        if b'"usage"' in data or b'"error"' in data:
+            return self._inspect(data)
+        return b"data: " + data + b"\n\n"
+
+    def _inspect(self, data: bytes) -> bytes:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return b"data: " + data + b"\n\n"
+        if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
+            raise OpenAIAdapter.error_from_json(500, {}, chunk)
+        usage = chunk.get("usage") if isinstance(chunk, dict) else None
+        if usage:
+            self.usage = Usage.from_openai(usage)
+            if not chunk.get("choices") and not self.state.include_usage:
+                return b""  # we asked for this chunk, the client did not
+        return b"data: " + data + b"\n\n"
+
+    def finish(self) -> bytes:
+        if not self.done:
+            raise UpstreamError(ErrorKind.CONNECTION_ERROR, "upstream stream ended without [DONE]")
+        return SSE_DONE
+
+
+class OpenAIAdapter(ProviderAdapter):
+    def chat_request(
+        self, provider: Provider, key: str | None, model: str, body: JSON, stream: bool
+    ) -> UpstreamRequest:
+        upstream = dict(body)
+        upstream["model"] = model
+        if stream:
+            options = dict(upstream.get("stream_options") or {})
+            options["include_usage"] = True
+            upstream["stream_options"] = options
+        return UpstreamRequest(
+            f"{provider.base_url}/chat/completions", _headers(provider, key), orjson.dumps(upstream)
+        )
+
+    def chat_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
+        # Passed through as sent; parsing is only for usage.
+        return body, Usage.from_openai(load_json(body).get("usage"))
+
+    def stream(self, state: StreamState) -> StreamTranslator:
+        return OpenAIStream(state)
+
+    def embeddings_request(
+        self, provider: Provider, key: str | None, model: str, body: JSON
+    ) -> UpstreamRequest:
+        upstream = dict(body)
+        upstream["model"] = model
+        return UpstreamRequest(
+            f"{provider.base_url}/embeddings", _headers(provider, key), orjson.dumps(upstream)
+        )
+
+    def embeddings_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
+        return body, Usage.from_openai(load_json(body).get("usage"))
+
+    def models_request(self, provider: Provider, key: str | None) -> UpstreamRequest:
+        return UpstreamRequest(f"{provider.base_url}/models", _headers(provider, key), method="GET")
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        return self.error_from_json(status, headers, data if isinstance(data, dict) else {}, body)
+
+    @staticmethod
+    def error_from_json(
+        status: int, headers: Mapping[str, str], data: JSON, raw: bytes = b""
+    ) -> UpstreamError:
+        err = ProviderAdapter.error(OpenAIAdapter(), status, headers, raw)
+        detail = data.get("error")
+        if not isinstance(detail, dict):
+            return err
+        err.message = str(detail.get("message") or err.message)
+        code = str(detail.get("code") or "")
+        err.code = code or None
+        if code == "context_length_exceeded":
+            err.kind = ErrorKind.CONTEXT_LENGTH_EXCEEDED
+        elif code == "content_filter" or code == "content_policy_violation":
+            err.kind = ErrorKind.CONTENT_FILTERED
+        elif code in ("insufficient_quota", "rate_limit_exceeded"):
+            err.kind = ErrorKind.RATE_LIMITED
+        return err

@@ -1,0 +1,114 @@
+"""One error taxonomy for fallback rules, retries, metrics and status, and OpenAI's error body."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import orjson
+
+
+class ErrorKind(StrEnum):
+    RATE_LIMITED = "RateLimited"
+    OVERLOADED = "Overloaded"
+    SERVER_ERROR = "ServerError"
+    TIMEOUT = "Timeout"
+    CONNECTION_ERROR = "ConnectionError"
+    UNAUTHORIZED = "Unauthorized"
+    BAD_REQUEST = "BadRequest"
+    CONTEXT_LENGTH_EXCEEDED = "ContextLengthExceeded"
+    CONTENT_FILTERED = "ContentFiltered"
+
+
+# What the client sees when every target failed with this kind (OpenAI's status and error type).
+_CLIENT_STATUS: dict[ErrorKind, tuple[int, str]] = {
+    ErrorKind.RATE_LIMITED: (429, "rate_limit_error"),
+    ErrorKind.OVERLOADED: (503, "service_unavailable"),
+    ErrorKind.SERVER_ERROR: (502, "api_error"),
+    ErrorKind.TIMEOUT: (504, "timeout"),
+    ErrorKind.CONNECTION_ERROR: (502, "api_connection_error"),
+    ErrorKind.UNAUTHORIZED: (502, "upstream_authentication_error"),
+    ErrorKind.BAD_REQUEST: (400, "invalid_request_error"),
+    ErrorKind.CONTEXT_LENGTH_EXCEEDED: (400, "invalid_request_error"),
+    ErrorKind.CONTENT_FILTERED: (400, "invalid_request_error"),
+}
+
+
+class UpstreamError(Exception):
+    """A failed attempt against one target, classified.
+
+    `message` must never carry an API key: adapters build it from the provider's error body,
+    and `redact` is applied before it leaves the router.
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.code = code
+
+    def client_status(self) -> int:
+        if self.kind is ErrorKind.BAD_REQUEST and self.status and 400 <= self.status < 500:
+            return self.status  # a client error comes back as the provider said it
+        return _CLIENT_STATUS[self.kind][0]
+
+    def client_body(self) -> bytes:
+        code = self.code or (
+            "context_length_exceeded"
+            if self.kind is ErrorKind.CONTEXT_LENGTH_EXCEEDED
+            else "content_filter" if self.kind is ErrorKind.CONTENT_FILTERED else None
+        )
+        return error_body(self.message, _CLIENT_STATUS[self.kind][1], code=code)
+
+
+def error_body(message: str, type_: str, *, code: str | None = None, param: str | None = None) -> bytes:
+    """OpenAI's error object: {"error": {"message", "type", "param", "code"}}."""
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+def kind_from_status(status: int) -> ErrorKind:
+    """The default classification from an HTTP status; adapters refine it from the body."""
+    if status == 429:
+        return ErrorKind.RATE_LIMITED
+    if status in (401, 403):
+        return ErrorKind.UNAUTHORIZED
+    if status in (408, 504):
+        return ErrorKind.TIMEOUT
+    if status in (503, 529):
+        return ErrorKind.OVERLOADED
+    if status == 413:
+        return ErrorKind.CONTEXT_LENGTH_EXCEEDED
+    if 400 <= status < 500:
+        return ErrorKind.BAD_REQUEST
+    return ErrorKind.SERVER_ERROR
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form; HTTP dates are rare from LLM APIs)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return _retry_after_date(value)
+    return max(seconds, 0.0)
+
+
+def _retry_after_date(value: str) -> float | None:
+    from email.utils import parsedate_to_datetime
+    from time import time
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time(), 0.0)

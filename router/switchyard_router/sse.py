@@ -1,0 +1,58 @@
+"""Incremental Server-Sent Events decoding of an upstream byte stream."""
+
+from __future__ import annotations
+
+
+class SSEDecoder:
+    """Feed raw bytes as they arrive; get complete (event, data) pairs back.
+
+    Handles any split of the byte stream, CRLF line ends, multi-line data and comments.
+    """
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
+        buffer = self._buffer + chunk
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        events: list[tuple[str | None, bytes]] = []
+        start = 0
+        while True:
+            end = buffer.find(b"\n\n", start)
+            if end < 0:
+                break
+            parsed = _parse_event(buffer[start:end])
+            if parsed is not None:
+                events.append(parsed)
+            start = end + 2
+        self._buffer = buffer[start:]
+        return events
+
+    def flush(self) -> list[tuple[str | None, bytes]]:
+        """The last event when the stream ended without a blank line."""
+        rest, self._buffer = self._buffer, b""
+        parsed = _parse_event(rest.rstrip(b"\n")) if rest.strip() else None
+        return [parsed] if parsed is not None else []
+
+
+def _parse_event(block: bytes) -> tuple[str | None, bytes] | None:
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return None, block[6:]  # the common case: one data line, no event name
+    event: str | None = None
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            event = value.decode()
+    if event is None and not data:
+        return None
+    return event, b"\n".join(data)

@@ -1,0 +1,262 @@
+"""The compiled routing table: the one schema the router reads.
+
+The router owns it; the operator imports it and produces it from LLMProvider and RoutingPolicy
+resources; a YAML file or environment variables produce it for a router running on its own.
+It never holds a secret: a credential names a key that the credential store resolves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+import orjson
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from .errors import ErrorKind
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `250ms`, `30s`, `2m`, `1h` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 250ms or 2m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration; use a number with ms, s, m or h, e.g. 30s")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    if seconds and seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), PlainSerializer(format_duration, when_used="json")
+]
+Money = Annotated[Decimal, Field(ge=0), PlainSerializer(str, when_used="json")]
+
+
+class ProviderType(StrEnum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    OPENROUTER = "openrouter"
+    GROQ = "groq"
+    OPENAI_COMPATIBLE = "openai-compatible"
+
+
+# Each official SDK's convention: OpenAI-compatible bases end in /v1, Anthropic and Gemini are hosts.
+DEFAULT_BASE_URLS: dict[ProviderType, str] = {
+    ProviderType.OPENAI: "https://api.openai.com/v1",
+    ProviderType.ANTHROPIC: "https://api.anthropic.com",
+    ProviderType.GEMINI: "https://generativelanguage.googleapis.com",
+    ProviderType.OPENROUTER: "https://openrouter.ai/api/v1",
+    ProviderType.GROQ: "https://api.groq.com/openai/v1",
+}
+
+
+class Strategy(StrEnum):
+    PRIORITY = "Priority"
+    ROUND_ROBIN = "RoundRobin"
+    WEIGHTED = "Weighted"
+    LEAST_LATENCY = "LeastLatency"
+    LEAST_BUSY = "LeastBusy"
+    LOWEST_COST = "LowestCost"
+
+
+DEFAULT_FALLBACK_ON: frozenset[ErrorKind] = frozenset(ErrorKind) - {
+    ErrorKind.BAD_REQUEST,
+    ErrorKind.CONTENT_FILTERED,
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Pricing(_Model):
+    """USD per million tokens, as decimal strings (no floats for money)."""
+
+    input_per_million_tokens: Money
+    output_per_million_tokens: Money
+    cached_input_per_million_tokens: Money | None = None
+
+
+class ModelSpec(_Model):
+    name: str = Field(min_length=1)
+    context_window: int | None = Field(default=None, gt=0)
+    pricing: Pricing | None = None
+
+
+class Credential(_Model):
+    """One API key of a provider. `key` names an entry of the credential store, never a value."""
+
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
+class RateLimits(_Model):
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+
+
+class Provider(_Model):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    type: ProviderType
+    base_url: str = Field(default="", alias="baseURL")
+    credentials: tuple[Credential, ...] = ()
+    models: tuple[ModelSpec, ...] = ()
+    limits: RateLimits = RateLimits()
+    timeout: Duration = 30.0
+    headers: dict[str, str] = Field(default_factory=dict)
+    # Anthropic requires max_tokens; used when the client gives none.
+    default_max_tokens: int = Field(default=4096, gt=0)
+    # Set by the operator's health probes: routers prefer healthy providers.
+    healthy: bool = True
+
+    @model_validator(mode="after")
+    def _default_base_url(self) -> Self:
+        if not self.base_url:
+            default = DEFAULT_BASE_URLS.get(self.type)
+            if default is None:
+                raise ValueError("baseURL is required for type openai-compatible, e.g. http://vllm:8000/v1")
+            object.__setattr__(self, "base_url", default)
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        return self
+
+    def model(self, name: str) -> ModelSpec | None:
+        for spec in self.models:
+            if spec.name == name:
+                return spec
+        return None
+
+
+class Backoff(_Model):
+    base: Duration = 0.2
+    max: Duration = 5.0
+
+
+class RetryPolicy(_Model):
+    """Attempts on the same target before falling back (1 means no retry)."""
+
+    attempts: int = Field(default=2, ge=1, le=10)
+    backoff: Backoff = Backoff()
+
+
+class Target(_Model):
+    provider: str
+    model: str = Field(min_length=1)
+    weight: int = Field(default=1, ge=0, le=1000)
+
+
+class Route(_Model):
+    name: str = Field(min_length=1)
+    strategy: Strategy = Strategy.PRIORITY
+    targets: tuple[Target, ...] = Field(min_length=1)
+    retry: RetryPolicy = RetryPolicy()
+    fallback_on: frozenset[ErrorKind] = DEFAULT_FALLBACK_ON
+    # Per attempt; when unset, the provider's timeout applies.
+    timeout: Duration | None = None
+    # A stream that sends nothing for this long falls back (only before the client got a byte).
+    first_token_timeout: Duration | None = None
+    # No request outlives this, whatever retries and fallbacks remain.
+    deadline: Duration = 120.0
+    # An upper bound on attempts per request across every target.
+    max_attempts: int | None = Field(default=None, ge=1)
+
+
+class CircuitBreakerPolicy(_Model):
+    consecutive_failures: int = Field(default=5, ge=1)
+    cooldown: Duration = 30.0
+
+
+class ServerSettings(_Model):
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
+
+class RoutingTable(_Model):
+    version: int = 1
+    providers: tuple[Provider, ...] = ()
+    routes: tuple[Route, ...] = ()
+    circuit_breaker: CircuitBreakerPolicy = CircuitBreakerPolicy()
+    server: ServerSettings = ServerSettings()
+
+    @model_validator(mode="after")
+    def _references(self) -> Self:
+        problems: list[str] = []
+        known = [p.name for p in self.providers]
+        for field, names in (("providers", known), ("routes", [r.name for r in self.routes])):
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    problems.append(f"{field}[{i}].name: {name!r} is used twice; names must be unique")
+        for i, route in enumerate(self.routes):
+            for j, target in enumerate(route.targets):
+                if target.provider not in known:
+                    problems.append(
+                        f"routes[{i}].targets[{j}].provider: unknown provider {target.provider!r}; "
+                        f"define it under providers (known: {', '.join(known) or 'none'})"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def provider(self, name: str) -> Provider | None:
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        return None
+
+    def digest(self) -> str:
+        """A content hash, stable across key order: routers report it, the operator annotates it."""
+        canonical = orjson.dumps(
+            self.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS
+        )
+        return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+class TableError(ValueError):
+    """An invalid table, with one readable line per problem, each naming the field path."""
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "table"
+
+
+def load_table(data: Any) -> RoutingTable:
+    try:
+        return RoutingTable.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            message = err["msg"].removeprefix("Value error, ")
+            loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+            lines.append(f"{_path(loc)}: {message}")
+        raise TableError("invalid routing table:\n  " + "\n  ".join(lines)) from None
