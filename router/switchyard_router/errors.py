@@ -65,7 +65,9 @@ class UpstreamError(Exception):
         code = self.code or (
             "context_length_exceeded"
             if self.kind is ErrorKind.CONTEXT_LENGTH_EXCEEDED
-            else "content_filter" if self.kind is ErrorKind.CONTENT_FILTERED else None
+            else "content_filter"
+            if self.kind is ErrorKind.CONTENT_FILTERED
+            else None
         )
         return error_body(self.message, _CLIENT_STATUS[self.kind][1], code=code)
 

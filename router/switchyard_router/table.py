@@ -94,9 +94,7 @@ DEFAULT_FALLBACK_ON: frozenset[ErrorKind] = frozenset(ErrorKind) - {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
 class Pricing(_Model):
@@ -233,9 +231,7 @@ class RoutingTable(_Model):
 
     def digest(self) -> str:
         """A content hash, stable across key order: routers report it, the operator annotates it."""
-        canonical = orjson.dumps(
-            self.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS
-        )
+        canonical = orjson.dumps(self.model_dump(mode="json", by_alias=True), option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(canonical).hexdigest()[:16]
 
 

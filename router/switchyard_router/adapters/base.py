@@ -100,9 +100,7 @@ class StreamTranslator(ABC):
             "object": "chat.completion.chunk",
             "created": self.state.created,
             "model": self.state.model,
-            "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-            ],
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
         }
 
     def usage_chunk(self) -> bytes:
@@ -139,9 +137,7 @@ class ProviderAdapter(ABC):
     def embeddings_request(
         self, provider: Provider, key: str | None, model: str, body: JSON
     ) -> UpstreamRequest:
-        raise UpstreamError(
-            ErrorKind.BAD_REQUEST, f"provider type {provider.type} does not serve embeddings"
-        )
+        raise UpstreamError(ErrorKind.BAD_REQUEST, f"provider type {provider.type} does not serve embeddings")
 
     def embeddings_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
         raise NotImplementedError  # pragma: no cover - only reached after embeddings_request

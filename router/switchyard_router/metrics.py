@@ -1,0 +1,162 @@
+"""Prometheus metrics: Switchyard's own series and the OpenTelemetry GenAI client metrics.
+
+Label values are bounded: route and provider names come from the table, models from the table
+(undeclared ones read "other"), error kinds from one enum. Never request content, never keys.
+Labelled children are cached per target so the hot path does no label lookups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from .adapters import Usage
+
+# OpenTelemetry GenAI semantic-convention buckets.
+_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+_CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+_GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_response_model")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "switchyard_requests",
+            "Client requests by route and outcome (ok or the error kind).",
+            ["route", "outcome"],
+            registry=r,
+        )
+        self.attempts = Counter(
+            "switchyard_attempts",
+            "Upstream attempts by target and outcome.",
+            ["route", "provider", "model", "outcome"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "switchyard_fallbacks",
+            "Moves from one target to the next, with the reason.",
+            ["route", "from_provider", "to_provider", "reason"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "switchyard_retries",
+            "Retries on the same target, with the reason.",
+            ["route", "provider", "reason"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "switchyard_in_flight_requests",
+            "Upstream requests in flight per provider.",
+            ["provider"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "switchyard_tokens",
+            "Tokens by route, provider, model and type.",
+            ["route", "provider", "model", "type"],
+            registry=r,
+        )
+        self.unpriced = Counter(
+            "switchyard_unreported_usage_requests",
+            "Successful requests whose provider reported no usage.",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.table_info = Gauge(
+            "switchyard_table_info",
+            "The routing table being served (value 1).",
+            ["hash"],
+            registry=r,
+        )
+        self.table_loads = Counter(
+            "switchyard_table_loads",
+            "Routing table loads by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.key_errors = Counter(
+            "switchyard_key_errors",
+            "Errors per provider key by kind (keys by name, never value).",
+            ["provider", "credential", "kind"],
+            registry=r,
+        )
+        self.token_usage = Histogram(
+            "gen_ai_client_token_usage",
+            "Number of input and output tokens used.",
+            [*_GENAI, "gen_ai_token_type"],
+            buckets=_TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "GenAI operation duration.",
+            [*_GENAI, "error_type"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.first_chunk = Histogram(
+            "gen_ai_client_operation_time_to_first_chunk_seconds",
+            "Time to receive the first chunk in a streaming operation.",
+            _GENAI,
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.per_chunk = Histogram(
+            "gen_ai_client_operation_time_per_output_chunk_seconds",
+            "Time between chunks after the first in a streaming operation.",
+            _GENAI,
+            buckets=_CHUNK_BUCKETS,
+            registry=r,
+        )
+        self._series: dict[tuple[str, str, str, str], TargetSeries] = {}
+
+    def series(self, route: str, provider: str, model: str, operation: str) -> TargetSeries:
+        ident = (route, provider, model, operation)
+        found = self._series.get(ident)
+        if found is None:
+            genai = (operation, provider, model, model)
+            found = self._series[ident] = TargetSeries(
+                ok=self.attempts.labels(route, provider, model, "ok"),
+                duration_ok=self.duration.labels(*genai, ""),
+                input_tokens=self.token_usage.labels(*genai, "input"),
+                output_tokens=self.token_usage.labels(*genai, "output"),
+                tokens_in=self.tokens.labels(route, provider, model, "input"),
+                tokens_out=self.tokens.labels(route, provider, model, "output"),
+                tokens_cached=self.tokens.labels(route, provider, model, "cached_input"),
+                first_chunk=self.first_chunk.labels(*genai),
+                per_chunk=self.per_chunk.labels(*genai),
+                in_flight=self.in_flight.labels(provider),
+            )
+        return found
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+@dataclass(slots=True)
+class TargetSeries:
+    ok: Counter
+    duration_ok: Histogram
+    input_tokens: Histogram
+    output_tokens: Histogram
+    tokens_in: Counter
+    tokens_out: Counter
+    tokens_cached: Counter
+    first_chunk: Histogram
+    per_chunk: Histogram
+    in_flight: Gauge
+
+    def success(self, seconds: float, usage: Usage) -> None:
+        self.ok.inc()
+        self.duration_ok.observe(seconds)
+        if usage.reported:
+            self.input_tokens.observe(usage.input_tokens)
+            self.output_tokens.observe(usage.output_tokens)
+            self.tokens_in.inc(usage.input_tokens)
+            self.tokens_out.inc(usage.output_tokens)
+            if usage.cached_input_tokens:
+                self.tokens_cached.inc(usage.cached_input_tokens)

@@ -1,0 +1,249 @@
+"""The router's HTTP API: OpenAI-compatible endpoints, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from .adapters.base import JSON
+from .credentials import CredentialStore
+from .dispatch import Dispatcher, Served
+from .errors import UpstreamError, error_body
+from .metrics import Metrics
+from .redact import Redactor
+from .runtime import CompiledRoute, CompiledTable
+from .table import RoutingTable
+from .upstreams import Upstreams
+
+log = logging.getLogger("switchyard.router")
+
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def json_error(
+    status: int, message: str, type_: str, code: str | None = None, param: str | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        body=error_body(message, type_, code=code, param=param),
+        content_type="application/json",
+    )
+
+
+class RequestError(Exception):
+    """A malformed client request, answered before any provider is asked."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.response = json_error(status, message, "invalid_request_error", code=code, param=param)
+
+
+class Router:
+    """Holds the table being served; a reload swaps it in one assignment."""
+
+    def __init__(self, metrics: Metrics | None = None, max_body_bytes: int | None = None) -> None:
+        self.metrics = metrics or Metrics()
+        self.redactor = Redactor()
+        self.upstreams = Upstreams()
+        self.dispatcher = Dispatcher(self.upstreams, self.metrics, self.redactor)
+        self.table: CompiledTable | None = None
+        self.max_body_bytes = max_body_bytes
+
+    def load(self, table: RoutingTable, credentials: CredentialStore) -> CompiledTable:
+        compiled = CompiledTable(table, credentials, previous=self.table)
+        self.redactor.update(compiled.key_values())
+        previous, self.table = self.table, compiled
+        if previous is not None:
+            self.metrics.table_info.remove(previous.digest)
+        self.metrics.table_info.labels(compiled.digest).set(1)
+        self.metrics.table_loads.labels("ok").inc()
+        log.info("serving routing table %s: routes %s", compiled.digest, ", ".join(compiled.routes) or "none")
+        return compiled
+
+    # --- request parsing -------------------------------------------------------------
+
+    async def _body(self, request: web.Request, table: CompiledTable) -> tuple[bytes, JSON]:
+        limit = self.max_body_bytes or table.table.server.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise RequestError(413, f"request body is larger than the limit of {limit} bytes")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise RequestError(413, f"request body is larger than the limit of {limit} bytes") from None
+        if len(raw) > limit:
+            raise RequestError(413, f"request body is larger than the limit of {limit} bytes")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise RequestError(400, f"request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise RequestError(400, "request body must be a JSON object")
+        return raw, body
+
+    def _route(self, table: CompiledTable, body: JSON) -> CompiledRoute:
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise RequestError(400, "you must provide a model parameter", param="model")
+        route = table.resolve(model)
+        if route is None:
+            raise RequestError(
+                404,
+                f"The model `{model}` does not exist: ask for a route ({', '.join(table.routes)}) "
+                "or <provider>/<model>",
+                param="model",
+                code="model_not_found",
+            )
+        return route
+
+    def _ready_table(self) -> CompiledTable:
+        if self.table is None:
+            raise RequestError(503, "no routing table loaded yet")
+        return self.table
+
+    # --- endpoints -------------------------------------------------------------------
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        try:
+            table = self._ready_table()
+            raw, body = await self._body(request, table)
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not messages:
+                raise RequestError(400, "messages must be a non-empty array", param="messages")
+            route = self._route(table, body)
+        except RequestError as exc:
+            return exc.response
+        # A cheap prompt estimate (about 4 bytes a token) for cost-aware choice.
+        prompt_tokens = len(raw) // 4
+        if body.get("stream") is True:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return await self._stream(request, route, body, prompt_tokens, include_usage)
+        return await self._complete(route, body, prompt_tokens, "chat")
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        try:
+            table = self._ready_table()
+            raw, body = await self._body(request, table)
+            if "input" not in body:
+                raise RequestError(400, "input is required", param="input")
+            route = self._route(table, body)
+        except RequestError as exc:
+            return exc.response
+        return await self._complete(route, body, len(raw) // 4, "embeddings")
+
+    async def _complete(
+        self, route: CompiledRoute, body: JSON, prompt_tokens: int, operation: str
+    ) -> web.Response:
+        name = route.route.name
+        try:
+            result = await self.dispatcher.complete(route, body, prompt_tokens, operation)
+        except UpstreamError as err:
+            self.metrics.requests.labels(name, err.kind.value).inc()
+            return web.Response(
+                status=err.client_status(), body=err.client_body(), content_type="application/json"
+            )
+        self.metrics.requests.labels(name, "ok").inc()
+        return web.Response(
+            body=result.body, content_type="application/json", headers=_served_headers(name, result.served)
+        )
+
+    async def _stream(
+        self, request: web.Request, route: CompiledRoute, body: JSON, prompt_tokens: int, include_usage: bool
+    ) -> web.StreamResponse:
+        name = route.route.name
+        try:
+            stream, served = await self.dispatcher.open_stream(route, body, prompt_tokens, include_usage)
+        except UpstreamError as err:
+            self.metrics.requests.labels(name, err.kind.value).inc()
+            return web.Response(
+                status=err.client_status(), body=err.client_body(), content_type="application/json"
+            )
+        response = web.StreamResponse(headers={**_SSE_HEADERS, **_served_headers(name, served)})
+        outcome = "ok"
+        try:
+            await response.prepare(request)
+            await response.write(stream.first)
+            async for frames in stream.rest():
+                await response.write(frames)
+            stream.succeeded()
+        except UpstreamError as err:
+            # Bytes already reached the client: no fallback now, and no clean-looking end.
+            outcome = err.kind.value
+            err.message = self.redactor(err.message)
+            log.warning(
+                "stream broke after its first byte: route=%s provider=%s kind=%s: %s",
+                name,
+                served.target.provider.name,
+                outcome,
+                err.message,
+            )
+            await _write_quietly(response, b"data: " + err.client_body() + b"\n\n")
+        except (ConnectionResetError, OSError):
+            outcome = "ClientGone"
+        finally:
+            stream.close()
+        self.metrics.requests.labels(name, outcome).inc()
+        return response
+
+    async def models(self, request: web.Request) -> web.Response:
+        table = self.table
+        names = table.model_names() if table else []
+        data = [{"id": n, "object": "model", "created": 0, "owned_by": "switchyard"} for n in names]
+        return web.Response(
+            body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
+        )
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self.table is None:
+            return web.Response(status=503, text="no routing table loaded")
+        return web.Response(text=f"ready: table {self.table.digest}")
+
+    async def metrics_endpoint(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    def app(self) -> web.Application:
+        limit = self.max_body_bytes or (self.table.table.server.max_body_bytes if self.table else 10 * 2**20)
+        app = web.Application(client_max_size=limit, middlewares=[_openai_errors])
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_post("/v1/embeddings", self.embeddings)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/metrics", self.metrics_endpoint)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _close(self, app: web.Application) -> None:
+        await self.upstreams.close()
+
+
+def _served_headers(route: str, served: Served) -> dict[str, str]:
+    return {
+        "x-switchyard-route": route,
+        "x-switchyard-provider": served.target.provider.name,
+        "x-switchyard-model": served.target.model,
+        "x-switchyard-attempts": str(served.attempts),
+    }
+
+
+async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
+    with contextlib.suppress(ConnectionResetError, OSError):  # the client may have left first
+        await response.write(data)
+
+
+@web.middleware
+async def _openai_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """aiohttp's own 404/405 answers, in OpenAI's error shape."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_error(exc.status, exc.reason, "invalid_request_error")

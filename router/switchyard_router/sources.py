@@ -1,0 +1,55 @@
+"""Where a router's table and keys come from: a YAML file, or the environment (and `.env`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from dotenv import dotenv_values
+
+from .credentials import CredentialStore
+from .envconfig import credential_values, table_from_env
+from .table import RoutingTable, TableError, load_table
+
+
+@dataclass(frozen=True)
+class Sources:
+    config: Path | None
+    env_file: Path | None
+    credentials_dir: Path | None
+
+    def environment(self) -> dict[str, str]:
+        """The process environment over the `.env` file: what is set explicitly wins."""
+        merged: dict[str, str] = {}
+        if self.env_file is not None and self.env_file.exists():
+            merged.update({k: v for k, v in dotenv_values(self.env_file).items() if v is not None})
+        merged.update(os.environ)
+        return merged
+
+    def load(self) -> tuple[RoutingTable, CredentialStore]:
+        env = self.environment()
+        if self.config is None:
+            table = table_from_env(env)
+            return table, CredentialStore(credential_values(env))
+        return read_table_file(self.config), CredentialStore.load(self.credentials_dir, env)
+
+
+def read_table_file(path: Path) -> RoutingTable:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise TableError(f"cannot read routing table {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise TableError(f"{path} is not valid YAML: {exc}") from None
+    return load_table(_unwrap(data))
+
+
+def _unwrap(data: object) -> object:
+    """Accept the operator's ConfigMap as it is, as well as the bare table."""
+    if isinstance(data, Mapping) and data.get("kind") == "ConfigMap":
+        inner = (data.get("data") or {}).get("table.yaml")
+        return yaml.safe_load(inner) if isinstance(inner, str) else inner
+    return data
