@@ -63,9 +63,10 @@ def estimated_cost(target: TargetRuntime, prompt_tokens: int, output_tokens: int
     pricing = target.spec.pricing if target.spec else None
     if pricing is None:
         return None
-    return (
+    tokens_cost = (
         pricing.input_per_million_tokens * prompt_tokens + pricing.output_per_million_tokens * output_tokens
     )
+    return tokens_cost / 1_000_000
 
 
 def _lowest_cost(route: CompiledRoute, prompt_tokens: int) -> list[int]:

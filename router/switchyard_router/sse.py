@@ -17,7 +17,9 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
         buffer = self._buffer + chunk
         if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            # A trailing CR may be half of a CRLF split across reads: keep it for the next one.
+            held = b"\r" if buffer.endswith(b"\r") else b""
+            buffer = buffer[: len(buffer) - len(held)].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + held
         events: list[tuple[str | None, bytes]] = []
         start = 0
         while True:
@@ -34,7 +36,7 @@ class SSEDecoder:
     def flush(self) -> list[tuple[str | None, bytes]]:
         """The last event when the stream ended without a blank line."""
         rest, self._buffer = self._buffer, b""
-        parsed = _parse_event(rest.rstrip(b"\n")) if rest.strip() else None
+        parsed = _parse_event(rest.rstrip(b"\r\n")) if rest.strip() else None
         return [parsed] if parsed is not None else []
 
 

@@ -1,0 +1,30 @@
+# The two commands the README opens with. Each makes its own virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench crds clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/switchyard demo
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml
+	$(BIN)/python tests/coverage_floor.py
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m tests.bench.run
+
+crds: $(BIN)/.installed
+	$(BIN)/python -m switchyard_operator.crdgen
+
+clean:
+	rm -rf $(VENV) .coverage coverage.xml
