@@ -1,0 +1,225 @@
+"""`switchyard compile -f DIR`: compile LLMProvider/RoutingPolicy manifests without a cluster."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .compile import (
+    CompileResult,
+    Problem,
+    Reason,
+    compile_policy,
+    describe_chains,
+    parse_spec,
+)
+from .models import API_VERSION, LLMProviderSpec
+from .outputs import TABLE_KEY, config_map, dump_yaml
+from .secrets import decode_secret
+
+JSON = dict[str, Any]
+
+DESCRIPTION = """\
+Compile LLMProvider and RoutingPolicy manifests the way the operator does, without a cluster.
+
+Reads every *.yaml, *.yml and *.json file in each -f DIR (or the file itself), with their
+LLMProvider, RoutingPolicy and Secret objects (other kinds are skipped). Prints, for each
+RoutingPolicy, the ConfigMap the operator would write and each route's resolved fallback chain.
+Exits 1 with one line per problem (resource, field, fix) when anything is invalid.
+
+API keys: a Secret referenced by a provider but missing from DIR is satisfied from environment
+variables named like its keys (secretKeyRef.key, e.g. OPENAI_API_KEY), so a demo can use .env
+keys; --env-file loads such KEY=VALUE lines first. Key values are never printed.
+"""
+
+
+class InputError(Exception):
+    """A manifest that cannot be read at all."""
+
+
+def manifest_files(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.suffix in (".yaml", ".yml", ".json") and child.is_file():
+                    yield child
+        elif path.is_file():
+            yield path
+        else:
+            raise InputError(f"{path}: no such file or directory")
+
+
+def load_manifests(paths: list[Path]) -> list[JSON]:
+    objects: list[JSON] = []
+    for path in manifest_files(paths):
+        try:
+            documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        except yaml.YAMLError as exc:
+            raise InputError(f"{path}: not valid YAML: {exc}") from None
+        for i, doc in enumerate(documents):
+            if doc is None:
+                continue
+            if not isinstance(doc, dict) or not isinstance(doc.get("metadata"), dict):
+                raise InputError(f"{path}: document {i + 1} is not a Kubernetes object")
+            doc.setdefault("metadata", {}).setdefault("namespace", "default")
+            doc["_source"] = str(path)
+            objects.append(doc)
+    return objects
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+class Workspace:
+    """The objects of the manifests, by namespace and kind."""
+
+    def __init__(self, objects: list[JSON], env: Mapping[str, str]) -> None:
+        self.env = env
+        self.kinds: dict[tuple[str, str], dict[str, JSON]] = defaultdict(dict)
+        for obj in objects:
+            kind = str(obj.get("kind"))
+            if kind in ("LLMProvider", "RoutingPolicy") and obj.get("apiVersion") != API_VERSION:
+                raise InputError(
+                    f"{obj['_source']}: {kind} {obj['metadata'].get('name')}: apiVersion must be "
+                    f"{API_VERSION}"
+                )
+            self.kinds[(obj["metadata"]["namespace"], kind)][obj["metadata"].get("name", "")] = obj
+
+    def of(self, namespace: str, kind: str) -> dict[str, JSON]:
+        return self.kinds.get((namespace, kind), {})
+
+    def policies(self) -> list[JSON]:
+        return [
+            policy
+            for (_, kind), objs in sorted(self.kinds.items())
+            if kind == "RoutingPolicy"
+            for policy in objs.values()
+        ]
+
+    def secrets(self, namespace: str) -> dict[str, dict[str, str]]:
+        found = {name: decode_secret(body) for name, body in self.of(namespace, "Secret").items()}
+        for provider in self.of(namespace, "LLMProvider").values():
+            for cred in (provider.get("spec") or {}).get("credentials") or []:
+                ref = cred.get("secretKeyRef") or {} if isinstance(cred, dict) else {}
+                name, key = ref.get("name"), ref.get("key")
+                if name and key and name not in self.of(namespace, "Secret") and key in self.env:
+                    found.setdefault(name, {})[key] = self.env[key]
+        return found
+
+
+def check_providers(ws: Workspace) -> list[Problem]:
+    """Providers no policy references are still checked: a GitOps pipeline wants every error."""
+    problems = []
+    for (_, kind), objs in sorted(ws.kinds.items()):
+        if kind == "LLMProvider":
+            for body in objs.values():
+                problems.extend(parse_spec(LLMProviderSpec, body, "LLMProvider")[1])
+    return problems
+
+
+def render(policy: JSON, result: CompileResult) -> str:
+    lines = [f"# {result.policy}: routes (fallback chains)"]
+    assert result.table is not None
+    lines += [f"#   {line}" for line in describe_chains(result.table)]
+    body = dump_yaml(config_map(policy, result))
+    return "\n".join(lines) + "\n---\n" + body
+
+
+def write_output(out: Path, result: CompileResult) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / TABLE_KEY).write_text(result.table_yaml(), encoding="utf-8")
+    creds = out / "credentials"
+    creds.mkdir(exist_ok=True)
+    for key, value in sorted(result.credentials.items()):
+        path = creds / key
+        path.write_text(value, encoding="utf-8")
+        path.chmod(0o600)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="switchyard compile",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "-f", "--filename", action="append", required=True, type=Path, metavar="DIR",
+        help="directory (or file) of manifests; repeatable",
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, metavar="OUT",
+        help=f"write OUT/{TABLE_KEY} and OUT/credentials/<provider>.<credential> (one file per "
+        "key, for the router's --credentials-dir)",
+    )
+    parser.add_argument("--policy", metavar="NAME", help="compile only this RoutingPolicy")
+    parser.add_argument(
+        "--env-file", type=Path, metavar="FILE",
+        help="KEY=VALUE lines (e.g. .env) consulted for keys of Secrets missing from DIR",
+    )
+    args = parser.parse_args(argv)
+
+    env = dict(os.environ)
+    try:
+        if args.env_file:
+            env = {**read_env_file(args.env_file), **env}
+        ws = Workspace(load_manifests(args.filename), env)
+    except (InputError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    policies = [p for p in ws.policies() if args.policy in (None, p["metadata"].get("name"))]
+    if not policies:
+        wanted = f" named {args.policy!r}" if args.policy else ""
+        print(f"error: no RoutingPolicy{wanted} found in {', '.join(map(str, args.filename))}",
+              file=sys.stderr)
+        return 1
+    if args.output_dir and len(policies) > 1:
+        names = ", ".join(p["metadata"]["name"] for p in policies)
+        print(f"error: --output-dir takes one policy; choose one with --policy ({names})",
+              file=sys.stderr)
+        return 1
+
+    problems = check_providers(ws)
+    results: list[tuple[JSON, CompileResult]] = []
+    for policy in policies:
+        ns = policy["metadata"]["namespace"]
+        result = compile_policy(policy, ws.of(ns, "LLMProvider"), ws.secrets(ns))
+        problems.extend(p for p in result.problems if p not in problems)
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        results.append((policy, result))
+
+    if problems:
+        for problem in problems:
+            hint = " (or set it as an environment variable)" if problem.reason in (
+                Reason.SECRET_NOT_FOUND, Reason.KEY_MISSING) else ""
+            print(f"error: {problem}{hint}", file=sys.stderr)
+        print(f"{len(problems)} problem(s); nothing written", file=sys.stderr)
+        return 1
+
+    for policy, result in results:
+        print(render(policy, result), end="")
+        if args.output_dir:
+            write_output(args.output_dir, result)
+            print(f"# wrote {args.output_dir / TABLE_KEY} and {len(result.credentials)} "
+                  f"credential file(s) in {args.output_dir / 'credentials'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
