@@ -187,7 +187,7 @@ def resolve_provider(body: Mapping[str, Any], secrets: SecretValues) -> Provider
                 for m in spec.models
             ),
             limits=RateLimits.model_validate(spec.limits.model_dump(by_alias=False)),
-            timeout=spec.timeout,  # type: ignore[arg-type]  # parsed by the table's Duration
+            timeout=spec.timeout,  # the table parses duration strings
             headers=dict(spec.headers),
             default_max_tokens=spec.default_max_tokens,
             healthy=is_healthy(body),

@@ -1,0 +1,60 @@
+"""Builders of LLMProvider, RoutingPolicy and Secret bodies for tests."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+NS = "team"
+
+
+def provider(
+    name: str = "openai",
+    *,
+    type_: str = "openai",
+    secret: str = "keys",
+    key: str = "OPENAI_API_KEY",
+    namespace: str = NS,
+    **spec: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "switchyard.dev/v1alpha1",
+        "kind": "LLMProvider",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "type": type_,
+            "credentials": [{"name": "primary", "secretKeyRef": {"name": secret, "key": key}}],
+            "models": [{"name": "m1", "pricing": {"inputPerMillionTokens": "1", "outputPerMillionTokens": "2"}}],
+        },
+    }
+    body["spec"].update(spec)
+    return body
+
+
+def policy(
+    name: str = "chat",
+    *,
+    targets: list[tuple[str, str]] = (("openai", "m1"),),  # type: ignore[assignment]
+    namespace: str = NS,
+    **route: Any,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "switchyard.dev/v1alpha1",
+        "kind": "RoutingPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "routes": [
+                {"name": "chat", "targets": [{"provider": p, "model": m} for p, m in targets], **route}
+            ]
+        },
+    }
+
+
+def secret(name: str = "keys", namespace: str = NS, **values: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
+    }

@@ -1,0 +1,154 @@
+"""compile_policy: a plain function, no cluster."""
+
+from __future__ import annotations
+
+import yaml
+
+from switchyard_operator.compile import (
+    Reason,
+    compile_policy,
+    describe_chains,
+    resolve_provider,
+    summarize,
+)
+from switchyard_operator.outputs import (
+    HASH_ANNOTATION,
+    TABLE_KEY,
+    config_map,
+    credentials_secret,
+)
+from switchyard_operator.secrets import decode_secret, encode_data, redact
+from switchyard_router.table import load_table
+
+from .manifests import policy, provider, secret
+
+KEYS = {"keys": {"OPENAI_API_KEY": "sk-live-123", "ANTHROPIC_API_KEY": "sk-ant-456"}}
+
+
+def test_compiles_a_fallback_chain_without_secret_values():
+    providers = {
+        "openai": provider("openai"),
+        "claude": provider("claude", type_="anthropic", key="ANTHROPIC_API_KEY"),
+        "unused": provider("unused", secret="absent"),
+    }
+    body = policy(targets=[("openai", "m1"), ("claude", "m1")], fallbackOn=["Timeout", "RateLimited"])
+    result = compile_policy(body, providers, KEYS)
+    assert result.ok, result.problems
+    assert result.providers == ["openai", "claude"]
+    assert result.secrets == ["keys"]
+    assert result.credentials == {"openai.primary": "sk-live-123", "claude.primary": "sk-ant-456"}
+    text = result.table_yaml()
+    assert "sk-live" not in text and "sk-ant" not in text
+    table = load_table(yaml.safe_load(text))  # what the router reads
+    assert table.digest() == result.digest()
+    assert [p.name for p in table.providers] == ["openai", "claude"]
+    assert table.providers[0].credentials[0].key == "openai.primary"
+    assert sorted(table.routes[0].fallback_on) == ["RateLimited", "Timeout"]
+    assert describe_chains(table) == ["chat (Priority): openai/m1 -> claude/m1"]
+
+
+def test_every_table_setting_is_reachable():
+    prov = provider(
+        "vllm", type_="openai-compatible", baseURL="http://vllm:8000/v1/", timeout="12s",
+        headers={"X-Team": "a"}, defaultMaxTokens=77, limits={"requestsPerMinute": 5, "tokensPerMinute": 9},
+        models=[{"name": "m1", "contextWindow": 1000, "pricing": {
+            "inputPerMillionTokens": "0.1", "outputPerMillionTokens": "0.2", "cachedInputPerMillionTokens": "0.05"}}],
+    )
+    body = policy(targets=[("vllm", "m1")], strategy="Weighted", retry={"attempts": 4, "backoff": {"base": "50ms", "max": "2s"}},
+                  timeout="9s", firstTokenTimeout="3s", deadline="60s", maxAttempts=6)
+    body["spec"]["routes"][0]["targets"][0]["weight"] = 5
+    body["spec"]["circuitBreaker"] = {"consecutiveFailures": 7, "cooldown": "1m"}
+    body["spec"]["server"] = {"maxBodyBytes": 1234}
+    result = compile_policy(body, {"vllm": prov}, KEYS)
+    assert result.ok, result.problems
+    table = result.table
+    p = table.providers[0]
+    assert (p.base_url, p.timeout, p.headers, p.default_max_tokens) == ("http://vllm:8000/v1", 12.0, {"X-Team": "a"}, 77)
+    assert (p.limits.requests_per_minute, p.limits.tokens_per_minute) == (5, 9)
+    assert p.models[0].context_window == 1000 and str(p.models[0].pricing.cached_input_per_million_tokens) == "0.05"
+    r = table.routes[0]
+    assert (r.strategy, r.targets[0].weight, r.retry.attempts, r.retry.backoff.base, r.retry.backoff.max) == (
+        "Weighted", 5, 4, 0.05, 2.0)
+    assert (r.timeout, r.first_token_timeout, r.deadline, r.max_attempts) == (9.0, 3.0, 60.0, 6)
+    assert (table.circuit_breaker.consecutive_failures, table.circuit_breaker.cooldown) == (7, 60.0)
+    assert table.server.max_body_bytes == 1234
+    assert describe_chains(table) == ["chat (Weighted): vllm/m1 (weight 5)"]
+
+
+def test_unknown_provider_names_the_field_and_the_known_ones():
+    result = compile_policy(policy(targets=[("openai", "m1"), ("gone", "x")]), {"openai": provider()}, KEYS)
+    assert not result.ok and result.reason == Reason.UNKNOWN_PROVIDER
+    (problem,) = result.problems
+    assert problem.field == "spec.routes[0].targets[1].provider"
+    assert "'gone' not found in namespace 'team' (known: openai)" in problem.message
+    assert str(problem).startswith("RoutingPolicy team/chat: spec.routes[0]")
+
+
+def test_missing_secret_and_key_say_how_to_fix():
+    result = compile_policy(policy(), {"openai": provider()}, {})
+    assert result.reason == Reason.SECRET_NOT_FOUND
+    assert "kubectl -n team create secret generic keys --from-literal=OPENAI_API_KEY=" in result.problems[0].message
+    result = compile_policy(policy(), {"openai": provider()}, {"keys": {"OTHER": "v"}})
+    assert result.reason == Reason.KEY_MISSING
+    assert "'OPENAI_API_KEY' of Secret 'keys' is missing (it has: OTHER)" in result.problems[0].message
+    result = compile_policy(policy(), {"openai": provider()}, {"keys": {"OPENAI_API_KEY": ""}})
+    assert "is empty" in result.problems[0].message
+    assert result.credentials == {}
+
+
+def test_invalid_specs_are_reported_with_paths():
+    result = compile_policy(policy(strategy="Nope"), {}, {})
+    assert result.reason == Reason.INVALID_SPEC
+    assert result.problems[0].field == "spec.routes[0].strategy"
+    result = compile_policy({"metadata": {"name": "x"}}, {}, {})
+    assert result.problems[0].message == "spec is missing"
+    bad = provider(timeout="forever")
+    result = compile_policy(policy(), {"openai": bad}, KEYS)
+    assert result.reason == Reason.INVALID_SPEC and result.problems[0].resource == "LLMProvider team/openai"
+
+
+def test_unhealthy_provider_is_marked_and_unlisted_model_warns():
+    sick = provider()
+    sick["status"] = {"health": {"state": "Unhealthy"}}
+    result = compile_policy(policy(targets=[("openai", "other")]), {"openai": sick}, KEYS)
+    assert result.ok
+    assert result.table.providers[0].healthy is False
+    assert result.chains()[0].targets == ["openai/other (unhealthy)"]
+    assert "not listed" in result.warnings[0]
+
+
+def test_table_level_errors_become_problems():
+    # a default base URL is required for openai-compatible: the table refuses an empty one
+    result = resolve_provider(provider(type_="openai-compatible", baseURL=None), KEYS)
+    assert result.problems and result.provider is None
+
+
+def test_outputs_own_by_the_policy_and_carry_the_hash():
+    body = policy()
+    body["metadata"]["uid"] = "uid-1"
+    result = compile_policy(body, {"openai": provider()}, KEYS)
+    cm = config_map(body, result)
+    assert cm["metadata"]["name"] == "chat-routes"
+    assert cm["metadata"]["annotations"][HASH_ANNOTATION] == result.digest()
+    assert cm["metadata"]["ownerReferences"][0] == {
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "RoutingPolicy", "name": "chat",
+        "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}
+    assert TABLE_KEY in cm["data"]
+    sec = credentials_secret(body, result)
+    assert sec["metadata"]["name"] == "chat-credentials"
+    assert decode_secret(sec) == {"openai.primary": "sk-live-123"}
+
+
+def test_secret_helpers():
+    body = secret(A="x")
+    body["stringData"] = {"B": " y "}
+    body["data"]["C"] = "not base64!"
+    assert decode_secret(body) == {"A": "x", "B": "y", "C": ""}
+    assert encode_data({"k": "v"}) == {"k": "dg=="}
+    assert redact("url?key=sk-secret-1", {"a": "sk-secret-1", "b": "ab"}) == "url?key=***"
+
+
+def test_summarize_limits_the_message():
+    result = compile_policy(policy(targets=[(f"p{i}", "m") for i in range(7)]), {}, {})
+    text = summarize(result.problems)
+    assert text.count("not found") == 5 and text.endswith("... and 2 more")
