@@ -1,0 +1,5 @@
+"""`python -m switchyard_sim`."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,172 @@
+"""Deterministic model behaviour shared by every wire format.
+
+Each API module reduces its request to a `Prompt`; `answer` turns that into the same reply in
+every family, so a test can compare a provider's output with another's after translation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+import struct
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+JSON = dict[str, Any]
+
+TOOL_CALL_TOKENS = 10  # completion tokens billed for a tool call, whatever its arguments
+_WORD = re.compile(r"\S+\s*")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+@dataclass(slots=True)
+class Prompt:
+    """What the simulated model needs from a request, whatever its wire format."""
+
+    chars: int = 0
+    last_user_text: str = ""
+    tool_name: str | None = None  # the tool to call, already chosen from tools and tool_choice
+    tool_schema: JSON | None = None
+    max_tokens: int | None = None
+
+    @property
+    def tokens(self) -> int:
+        return estimate_tokens(self.chars)
+
+
+@dataclass(slots=True)
+class Answer:
+    prompt_tokens: int
+    completion_tokens: int
+    text: str = ""
+    chunks: list[str] = field(default_factory=list)  # text split for streaming, "".join == text
+    tool_name: str | None = None
+    tool_args: JSON = field(default_factory=dict)
+    truncated: bool = False  # max_tokens cut the text short
+
+
+def estimate_tokens(chars: int) -> int:
+    return max(1, chars // 4)
+
+
+def reply_text(provider: str, model: str, last_user_text: str) -> str:
+    return f"Hello from {provider} ({model}). You said: {last_user_text[:40]}"
+
+
+@lru_cache(maxsize=4096)
+def _words(text: str) -> tuple[str, ...]:
+    # Each word keeps its trailing whitespace so that the chunks join back to the exact text.
+    return tuple(_WORD.findall(text))
+
+
+def answer(provider: str, model: str, prompt: Prompt) -> Answer:
+    prompt_tokens = prompt.tokens
+    if prompt.tool_name is not None:
+        return Answer(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=TOOL_CALL_TOKENS,
+            tool_name=prompt.tool_name,
+            tool_args=arguments_for(prompt.tool_schema),
+        )
+    words = _words(reply_text(provider, model, prompt.last_user_text))
+    truncated = prompt.max_tokens is not None and 0 <= prompt.max_tokens < len(words)
+    if truncated:
+        assert prompt.max_tokens is not None
+        words = words[: prompt.max_tokens]
+    chunks = list(words)
+    if chunks:
+        chunks[-1] = chunks[-1].rstrip()
+    return Answer(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=len(chunks),
+        text="".join(chunks),
+        chunks=chunks,
+        truncated=truncated,
+    )
+
+
+def choose_tool(tools: list[tuple[str, JSON | None]], forced: str | None) -> tuple[str | None, JSON | None]:
+    """The forced tool if it is declared (else the first tool), or (None, None) without tools."""
+    if not tools:
+        return None, None
+    if forced is not None:
+        for name, schema in tools:
+            if name == forced:
+                return name, schema
+    return tools[0]
+
+
+def arguments_for(schema: JSON | None) -> JSON:
+    """Arguments that satisfy a JSON schema's required properties, with fixed sample values."""
+    if not isinstance(schema, dict):
+        return {}
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return {}
+    required = schema.get("required") or []
+    return {
+        name: _sample(properties.get(name))
+        for name in required
+        if isinstance(name, str) and name in properties
+    }
+
+
+def _sample(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return "sim"
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
+    kind = schema.get("type")
+    if isinstance(kind, list):  # e.g. ["string", "null"]
+        kind = next((k for k in kind if k != "null"), None)
+    if kind is None and isinstance(schema.get("anyOf"), list) and schema["anyOf"]:
+        return _sample(schema["anyOf"][0])
+    kind = kind.lower() if isinstance(kind, str) else "string"  # Gemini writes STRING, OBJECT
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return True
+    if kind == "object":
+        return arguments_for(schema)
+    if kind == "array":
+        return []
+    if kind == "null":
+        return None
+    return "sim"
+
+
+@lru_cache(maxsize=8192)
+def embedding(text: str, dimensions: int) -> tuple[float, ...]:
+    """A unit vector derived from the text alone, rounded to float32 like real embeddings."""
+    raw = bytearray()
+    counter = 0
+    while len(raw) < dimensions * 2:
+        raw += hashlib.blake2b(f"{counter}:{text}".encode(), digest_size=64).digest()
+        counter += 1
+    values = [
+        (int.from_bytes(raw[2 * i : 2 * i + 2], "little") - 32767.5) / 32767.5 for i in range(dimensions)
+    ]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    packed = struct.pack(f"<{dimensions}f", *(v / norm for v in values))
+    return struct.unpack(f"<{dimensions}f", packed)
+
+
+def embedding_bytes(values: tuple[float, ...]) -> bytes:
+    """Little-endian float32, what OpenAI's `encoding_format: base64` carries."""
+    return struct.pack(f"<{len(values)}f", *values)
+
+
+class IdMaker:
+    """Realistic-looking ids from a seeded generator, so a run repeats exactly."""
+
+    __slots__ = ("_rng",)
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(f"ids:{seed}")
+
+    def make(self, prefix: str, length: int) -> str:
+        return prefix + "".join(self._rng.choices(_ALPHABET, k=length))
