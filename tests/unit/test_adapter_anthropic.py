@@ -973,3 +973,57 @@ def test_no_embeddings() -> None:
     with pytest.raises(UpstreamError) as caught:
         adapter.embeddings_request(provider(), KEY, "m", {"input": "hi"})
     assert caught.value.kind is ErrorKind.BAD_REQUEST
+
+
+# --------------------------------------------------------------------------------------------
+# The official openai SDK reads what the adapter produces
+
+
+def openai_client(payload: bytes, content_type: str) -> Any:
+    openai = pytest.importorskip("openai")
+    httpx = pytest.importorskip("httpx")
+
+    def handler(request: Any) -> Any:
+        return httpx.Response(200, content=payload, headers={"content-type": content_type})
+
+    http_client = httpx.Client(transport=httpx.MockTransport(handler))
+    return openai.OpenAI(api_key="unused", base_url="http://router/v1", http_client=http_client)
+
+
+def test_openai_sdk_reads_a_translated_completion() -> None:
+    translated, _ = adapter.chat_response((DATA / "message_tool_use.json").read_bytes(), "m")
+    client = openai_client(translated, "application/json")
+    completion = client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hi"}]
+    )
+    call = completion.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments)["unit"] == "celsius"
+    assert completion.usage.prompt_tokens == 472
+
+
+def test_openai_sdk_reads_a_translated_stream() -> None:
+    outputs, closing, _ = translate("stream_tool_use.sse", include_usage=True)
+    client = openai_client(b"".join(outputs) + closing, "text/event-stream")
+    stream = client.chat.completions.create(
+        model="chat",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, finish, usage = "", None, None
+    arguments: dict[int, str] = {}
+    for chunk in stream:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            finish = choice.finish_reason or finish
+            for call in choice.delta.tool_calls or ():
+                arguments[call.index] = arguments.get(call.index, "") + (
+                    call.function.arguments or ""
+                )
+    assert text == "Okay, let's check the weather"
+    assert json.loads(arguments[0]) == {"location": "San Francisco, CA"}
+    assert finish == "tool_calls"
+    assert usage is not None and usage.completion_tokens == 89
+    assert usage.completion_tokens_details.reasoning_tokens == 7

@@ -517,7 +517,7 @@ class AnthropicAdapter(ProviderAdapter):
 
     def chat_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
         data = load_json(body)
-        usage = _count_usage({}, data.get("usage")) if data.get("usage") else Usage()
+        usage = _count_usage({}, data.get("usage"))
         return orjson.dumps(_completion(data, model, usage)), usage
 
     def stream(self, state: StreamState) -> StreamTranslator:
