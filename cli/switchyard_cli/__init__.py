@@ -1,4 +1,4 @@
-"""`switchyard`: the project's tools in one command (sim, compile, report).
+"""`switchyard`: the project's tools in one command (demo, sim, compile, report).
 
 Each subcommand imports its own package only when chosen, so `switchyard sim` never loads kopf.
 """
@@ -9,6 +9,7 @@ import importlib
 import sys
 
 _COMMANDS = {
+    "demo": ("switchyard_cli.demo", "run the simulator and the router and tell a short routing story"),
     "sim": ("switchyard_sim.cli", "run the provider simulator (OpenAI, Anthropic, Gemini wire formats)"),
     "compile": ("switchyard_operator.compile_cli", "compile LLMProvider/RoutingPolicy manifests offline"),
 }

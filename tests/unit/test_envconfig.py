@@ -1,5 +1,4 @@
 import pytest
-
 from switchyard_router.envconfig import EnvConfigError, credential_values, table_from_env
 from switchyard_router.table import Strategy
 
@@ -62,7 +61,10 @@ def test_base_url_override_and_disabled_system():
         ({"PRIMARY_PROVIDER": "openia"}, "PRIMARY_PROVIDER='openia' is invalid: expected one of openai"),
         ({**BASE, "PROVIDER_TIMEOUT": "soon"}, "PROVIDER_TIMEOUT='soon' is invalid: expected a number"),
         ({**BASE, "PROVIDER_TIMEOUT": "0"}, "PROVIDER_TIMEOUT='0' is invalid: expected a value greater"),
-        ({**BASE, "PROVIDER_RETRY_ATTEMPTS": "2.5"}, "PROVIDER_RETRY_ATTEMPTS='2.5' is invalid: expected a whole"),
+        (
+            {**BASE, "PROVIDER_RETRY_ATTEMPTS": "2.5"},
+            "PROVIDER_RETRY_ATTEMPTS='2.5' is invalid: expected a whole",
+        ),
         ({**BASE, "PROVIDER_LOAD_BALANCE": "random"}, "PROVIDER_LOAD_BALANCE='random' is invalid"),
         ({**BASE, "ENABLE_PROVIDER_SYSTEM": "maybe"}, "ENABLE_PROVIDER_SYSTEM='maybe' is invalid"),
         ({**BASE, "OPENAI_BASE_URL": "api.openai.com"}, "OPENAI_BASE_URL='api.openai.com' is invalid"),

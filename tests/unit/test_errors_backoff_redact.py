@@ -2,7 +2,6 @@ import logging
 
 import orjson
 import pytest
-
 from switchyard_router.backoff import retry_delay
 from switchyard_router.errors import ErrorKind, UpstreamError, kind_from_status, parse_retry_after
 from switchyard_router.redact import RedactingFilter, Redactor
@@ -61,7 +60,9 @@ def test_client_facing_errors_use_openai_shape():
 def test_backoff_is_full_jitter_within_the_exponential_cap(monkeypatch):
     policy = Backoff(base=0.2, max=1.0)
     seen = []
-    monkeypatch.setattr("switchyard_router.backoff.random.uniform", lambda lo, hi: seen.append((lo, hi)) or hi)
+    monkeypatch.setattr(
+        "switchyard_router.backoff.random.uniform", lambda lo, hi: seen.append((lo, hi)) or hi
+    )
     assert retry_delay(policy, 0, None) == 0.2
     assert retry_delay(policy, 2, None) == 0.8
     assert retry_delay(policy, 5, None) == 1.0  # capped

@@ -1,7 +1,6 @@
 from collections import Counter
 
 import pytest
-
 from switchyard_router import selection
 from switchyard_router.credentials import CredentialStore
 from switchyard_router.runtime import CompiledTable
@@ -17,7 +16,9 @@ def compiled(strategy: str, weights=(1, 1, 1), healthy=(True, True, True), price
             model["pricing"] = {"inputPerMillionTokens": str(3 - i), "outputPerMillionTokens": str(3 - i)}
         providers.append({"name": name, "type": "openai", "models": [model], "healthy": healthy[i]})
     targets = [{"provider": n, "model": "m", "weight": w} for n, w in zip("abc", weights, strict=True)]
-    table = load_table({"providers": providers, "routes": [{"name": "r", "strategy": strategy, "targets": targets}]})
+    table = load_table(
+        {"providers": providers, "routes": [{"name": "r", "strategy": strategy, "targets": targets}]}
+    )
     return CompiledTable(table, CredentialStore())
 
 
@@ -90,7 +91,9 @@ def test_lowest_cost_orders_by_price_and_unpriced_last():
     assert estimated_cost(target, 1_000_000, 0) == 3
 
 
-@pytest.mark.parametrize("strategy", ["Priority", "RoundRobin", "Weighted", "LeastLatency", "LeastBusy", "LowestCost"])
+@pytest.mark.parametrize(
+    "strategy", ["Priority", "RoundRobin", "Weighted", "LeastLatency", "LeastBusy", "LowestCost"]
+)
 def test_every_strategy_returns_every_target_once(strategy):
     table = compiled(strategy)
     for _ in range(5):
@@ -99,7 +102,10 @@ def test_every_strategy_returns_every_target_once(strategy):
 
 def test_single_target_route_skips_the_strategy():
     table = load_table(
-        {"providers": [{"name": "a", "type": "openai"}], "routes": [{"name": "r", "targets": [{"provider": "a", "model": "m"}]}]}
+        {
+            "providers": [{"name": "a", "type": "openai"}],
+            "routes": [{"name": "r", "targets": [{"provider": "a", "model": "m"}]}],
+        }
     )
     runtime = CompiledTable(table, CredentialStore())
     assert [t.provider.name for t in order_targets(runtime.routes["r"])] == ["a"]

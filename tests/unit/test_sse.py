@@ -1,9 +1,9 @@
 from switchyard_router.sse import SSEDecoder
 
 STREAM = (
-    b"event: message_start\ndata: {\"a\":1}\n\n"
+    b'event: message_start\ndata: {"a":1}\n\n'
     b": keep-alive comment\n\n"
-    b"data: {\"b\":2}\n\n"
+    b'data: {"b":2}\n\n'
     b"event: multi\r\ndata: line1\r\ndata:line2\r\n\r\n"
     b"data: [DONE]\n\n"
 )

@@ -1,7 +1,6 @@
 from decimal import Decimal
 
 import pytest
-
 from switchyard_router.errors import ErrorKind
 from switchyard_router.table import (
     DEFAULT_FALLBACK_ON,

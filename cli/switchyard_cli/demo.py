@@ -1,0 +1,260 @@
+"""`switchyard demo`: the simulator and the router as real processes, and a short story.
+
+With no keys, three simulated providers (OpenAI-compatible, Anthropic, Gemini wire formats) stand
+behind one route; the primary starts failing, traffic falls back, it recovers. With keys in `.env`
+(PRIMARY_PROVIDER and its key), the same requests go to the real providers instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import yaml
+from dotenv import dotenv_values
+
+BOLD, DIM, GREEN, RED, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def sim_table(sim_url: str) -> dict[str, Any]:
+    price = {"inputPerMillionTokens": "0.15", "outputPerMillionTokens": "0.60"}
+    return {
+        "providers": [
+            {
+                "name": "primary",
+                "type": "openai-compatible",
+                "baseURL": f"{sim_url}/primary/v1",
+                "credentials": [{"name": "main", "key": "PRIMARY_KEY"}],
+                "models": [{"name": "gpt-4o-mini", "pricing": price}],
+            },
+            {
+                "name": "claude",
+                "type": "anthropic",
+                "baseURL": f"{sim_url}/claude",
+                "credentials": [{"name": "main", "key": "CLAUDE_KEY"}],
+                "models": [
+                    {
+                        "name": "claude-3-5-haiku-latest",
+                        "pricing": {"inputPerMillionTokens": "0.80", "outputPerMillionTokens": "4"},
+                    }
+                ],
+            },
+            {
+                "name": "gemini",
+                "type": "gemini",
+                "baseURL": f"{sim_url}/gemini",
+                "credentials": [{"name": "main", "key": "GEMINI_KEY"}],
+                "models": [
+                    {
+                        "name": "gemini-2.0-flash",
+                        "pricing": {"inputPerMillionTokens": "0.10", "outputPerMillionTokens": "0.40"},
+                    }
+                ],
+            },
+        ],
+        "routes": [
+            {
+                "name": "chat",
+                "targets": [
+                    {"provider": "primary", "model": "gpt-4o-mini"},
+                    {"provider": "claude", "model": "claude-3-5-haiku-latest"},
+                    {"provider": "gemini", "model": "gemini-2.0-flash"},
+                ],
+                "retry": {"attempts": 2, "backoff": {"base": "50ms", "max": "500ms"}},
+                "timeout": "2s",
+                "firstTokenTimeout": "1s",
+            }
+        ],
+    }
+
+
+class Story:
+    def __init__(self, http: aiohttp.ClientSession, router: str, sim: str | None) -> None:
+        self.http, self.router, self.sim = http, router, sim
+        self.served: dict[str, int] = {}
+
+    def say(self, text: str) -> None:
+        print(f"\n{BOLD}{text}{RESET}", flush=True)
+
+    async def ask(self, prompt: str, model: str = "chat", stream: bool = False) -> None:
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 60}
+        if stream:
+            body["stream"] = True
+        started = time.perf_counter()
+        async with self.http.post(f"{self.router}/v1/chat/completions", json=body) as resp:
+            raw = await resp.read()
+            ms = (time.perf_counter() - started) * 1000
+            provider = resp.headers.get("x-switchyard-provider", "-")
+            attempts = resp.headers.get("x-switchyard-attempts", "-")
+        if resp.status != 200:
+            message = orjson.loads(raw)["error"]["message"]
+            print(f"  {RED}HTTP {resp.status}{RESET} after {ms:6.1f} ms: {message}")
+            return
+        self.served[provider] = self.served.get(provider, 0) + 1
+        text = _stream_text(raw) if stream else orjson.loads(raw)["choices"][0]["message"]["content"]
+        mode = "stream" if stream else "json  "
+        print(
+            f"  {GREEN}200{RESET} {mode} {ms:6.1f} ms  provider={provider:<8} attempts={attempts}  "
+            f"{DIM}{(text or '')[:60]}{RESET}"
+        )
+
+    async def fault(self, name: str, **faults: Any) -> None:
+        assert self.sim is not None
+        async with self.http.put(f"{self.sim}/_sim/faults/{name}", json=faults) as resp:
+            resp.raise_for_status()
+
+    async def clear(self) -> None:
+        assert self.sim is not None
+        async with self.http.delete(f"{self.sim}/_sim/faults") as resp:
+            resp.raise_for_status()
+
+    async def spend(self) -> None:
+        async with self.http.get(f"{self.router}/metrics") as resp:
+            text = await resp.text()
+        self.say("Tokens counted by the router (from /metrics)")
+        for line in text.splitlines():
+            if line.startswith("switchyard_tokens_total{"):
+                print(f"  {line}")
+        print(f"  requests served per provider: {self.served}")
+
+
+def _stream_text(raw: bytes) -> str:
+    text = ""
+    for line in raw.split(b"\n"):
+        if line.startswith(b"data: {"):
+            for choice in orjson.loads(line[6:]).get("choices", []):
+                text += choice.get("delta", {}).get("content") or ""
+    return text
+
+
+async def simulated_story(story: Story) -> None:
+    story.say("1. All healthy: the route `chat` sends everything to its primary")
+    for i in range(3):
+        await story.ask(f"question {i + 1}")
+    await story.ask("and a streamed answer", stream=True)
+
+    story.say("2. The primary starts failing (HTTP 503 on every call): retried once, then Anthropic")
+    await story.fault("primary", error_rate=1.0, error_status=503)
+    for i in range(3):
+        await story.ask(f"question {i + 4}")
+    await story.ask("streams fall back too, before their first byte", stream=True)
+
+    story.say("3. Anthropic is rate-limited too (429, Retry-After: 30): no waiting, straight to Gemini")
+    await story.fault("claude", error_rate=1.0, error_status=429, retry_after=30)
+    await story.ask("anyone there?")
+
+    story.say("4. The primary hangs: the 2 s attempt timeout gives up on it")
+    await story.clear()
+    await story.fault("primary", hang_rate=1.0)
+    await story.ask("a patient question")
+
+    story.say("5. The faults clear: traffic returns to the primary")
+    await story.clear()
+    for i in range(2):
+        await story.ask(f"back to normal {i + 1}")
+
+    story.say("6. A client error is never retried elsewhere")
+    await story.ask("pinned to an unknown provider", model="nobody/some-model")
+    await story.spend()
+
+
+async def real_story(story: Story) -> None:
+    story.say("Routing to the real providers from .env (route `default`)")
+    await story.ask("Say hello in five words.", model="default")
+    await story.ask("Count to five.", model="default", stream=True)
+    await story.spend()
+
+
+async def _wait_for(process: asyncio.subprocess.Process, marker: bytes) -> None:
+    assert process.stdout is not None
+    while True:
+        line = await asyncio.wait_for(process.stdout.readline(), 20)
+        if not line:
+            raise RuntimeError(f"process exited before printing {marker!r}")
+        if marker in line:
+            return
+
+
+async def run(use_keys: bool) -> int:
+    processes: list[asyncio.subprocess.Process] = []
+    env = dict(os.environ)
+    workdir = Path(tempfile.mkdtemp(prefix="switchyard-demo-"))
+    router_port = _free_port()
+    try:
+        sim_url = None
+        if use_keys:
+            router_args = ["--env-file", ".env"]
+        else:
+            sim_port = _free_port()
+            sim_url = f"http://127.0.0.1:{sim_port}"
+            sim = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "switchyard_sim",
+                "--port",
+                str(sim_port),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            processes.append(sim)
+            await _wait_for(sim, b"listening")
+            table_path = workdir / "table.yaml"
+            table_path.write_text(yaml.safe_dump(sim_table(sim_url), sort_keys=False))
+            env.update(
+                {"PRIMARY_KEY": "sk-demo-primary", "CLAUDE_KEY": "sk-ant-demo", "GEMINI_KEY": "AIza-demo"}
+            )
+            router_args = ["--config", str(table_path)]
+            print(f"{DIM}simulator on {sim_url}; routing table {table_path}{RESET}")
+        router = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "switchyard_router",
+            "--port",
+            str(router_port),
+            "--log-level",
+            "ERROR",
+            *router_args,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        processes.append(router)
+        await _wait_for(router, b"listening")
+        print(f"{DIM}router on http://127.0.0.1:{router_port} (OpenAI-compatible){RESET}")
+        async with aiohttp.ClientSession() as http:
+            story = Story(http, f"http://127.0.0.1:{router_port}", sim_url)
+            await (real_story(story) if use_keys else simulated_story(story))
+        return 0
+    finally:
+        for process in reversed(processes):
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+
+
+def has_keys(env_file: Path) -> bool:
+    values = {**dotenv_values(env_file), **os.environ} if env_file.exists() else dict(os.environ)
+    primary = (values.get("PRIMARY_PROVIDER") or "").upper()
+    return bool(primary and (values.get(f"{primary}_API_KEY") or values.get(f"{primary}_API_KEYS")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="switchyard demo", description=__doc__)
+    parser.add_argument("--simulator", action="store_true", help="use the simulator even when keys are set")
+    args = parser.parse_args(argv)
+    use_keys = not args.simulator and has_keys(Path(".env"))
+    return asyncio.run(run(use_keys))

@@ -1,0 +1,102 @@
+"""Real HTTP on loopback: the simulator as the providers, the router in front, official SDKs as clients."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from openai import AsyncOpenAI
+from switchyard_router.credentials import CredentialStore
+from switchyard_router.server import Router
+from switchyard_router.table import load_table
+from switchyard_sim import Simulator
+
+KEYS = {
+    "primary.key": "sk-primary-secret-0001",
+    "claude.key": "sk-ant-claude-secret-0002",
+    "gem.key": "AIzaGeminiSecretKey000000000003",
+}
+
+
+def table_for(sim_url: str, **route_overrides: Any) -> dict[str, Any]:
+    route = {
+        "name": "chat",
+        "targets": [
+            {"provider": "primary", "model": "gpt-sim"},
+            {"provider": "claude", "model": "claude-sim"},
+            {"provider": "gem", "model": "gemini-sim"},
+        ],
+        "retry": {"attempts": 2, "backoff": {"base": "10ms", "max": "100ms"}},
+        "timeout": "2s",
+    }
+    route.update(route_overrides)
+    return {
+        "providers": [
+            {
+                "name": "primary",
+                "type": "openai-compatible",
+                "baseURL": f"{sim_url}/primary/v1",
+                "credentials": [{"name": "main", "key": "primary.key"}],
+                "models": [{"name": "gpt-sim"}, {"name": "embed-sim"}],
+            },
+            {
+                "name": "claude",
+                "type": "anthropic",
+                "baseURL": f"{sim_url}/claude",
+                "credentials": [{"name": "main", "key": "claude.key"}],
+                "models": [{"name": "claude-sim"}],
+            },
+            {
+                "name": "gem",
+                "type": "gemini",
+                "baseURL": f"{sim_url}/gem",
+                "credentials": [{"name": "main", "key": "gem.key"}],
+                "models": [{"name": "gemini-sim"}, {"name": "embed-sim"}],
+            },
+        ],
+        "routes": [route],
+    }
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = Simulator()
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+StartRouter = Callable[..., Awaitable[tuple[Router, str]]]
+
+
+@pytest.fixture
+async def start_router() -> AsyncIterator[StartRouter]:
+    runners: list[web.AppRunner] = []
+
+    async def start(table: dict[str, Any], keys: dict[str, str] | None = None) -> tuple[Router, str]:
+        router = Router()
+        router.load(load_table(copy.deepcopy(table)), CredentialStore(KEYS if keys is None else keys))
+        runner = web.AppRunner(router.app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = runner.addresses[0][1]
+        return router, f"http://127.0.0.1:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def gateway(sim: Simulator, start_router: StartRouter) -> AsyncIterator[tuple[Router, AsyncOpenAI]]:
+    router, url = await start_router(table_for(sim.url))
+    client = AsyncOpenAI(base_url=f"{url}/v1", api_key="unused-by-sidecar", max_retries=0)
+    yield router, client
+    await client.close()
