@@ -132,7 +132,8 @@ def _part_text(part: Any, field: str) -> str:
 def _user_parts(content: Any, field: str) -> list[JSON]:
     if not isinstance(content, list):
         return _text_parts(content, field)
-    return [_user_part(part, f"{field}[{j}]") for j, part in enumerate(content)]
+    parts = (_user_part(part, f"{field}[{j}]") for j, part in enumerate(content))
+    return [part for part in parts if part.get("text") != ""]  # Gemini refuses empty text
 
 
 def _user_part(part: Any, field: str) -> JSON:
@@ -656,11 +657,9 @@ class GeminiStream(StreamTranslator):
         if "usageMetadata" in chunk:
             self.usage = _usage(chunk["usageMetadata"])
         candidates = chunk.get("candidates")
-        if not candidates:
-            if not self._started:
-                reason = (chunk.get("promptFeedback") or {}).get("blockReason")
-                if reason:
-                    raise _no_candidates(chunk)
+        if not candidates:  # a usage-only event, or the prompt was blocked
+            if (chunk.get("promptFeedback") or {}).get("blockReason"):
+                raise _no_candidates(chunk)
             return b""
         return b"".join(self._candidate(c, i) for i, c in enumerate(candidates))
 
