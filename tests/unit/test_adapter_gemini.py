@@ -244,6 +244,7 @@ def test_image_audio_and_file_parts() -> None:
         ([user([{"type": "image_url", "image_url": {"url": "ftp://host/cat.png"}}])], "image_url.url"),
         ([user([{"type": "image_url", "image_url": {}}])], "image_url.url"),
         ([user([{"type": "file", "file": {"file_id": "file-abc"}}])], "content[0].file"),
+        ([user([{"type": "file", "file": "data:application/pdf;base64,AA=="}])], "content[0].file"),
     ],
 )
 def test_invalid_messages_are_bad_requests_naming_the_field(messages: Any, field: str) -> None:
@@ -543,6 +544,10 @@ def test_tool_choice(choice: Any, config: dict[str, Any]) -> None:
 @pytest.mark.parametrize("choice", ["sometimes", {"type": "function"}, {"type": "allowed_tools"}, 3])
 def test_invalid_tool_choice(choice: Any) -> None:
     assert "tool_choice" in bad_request({"messages": [user("hi")], "tool_choice": choice}).message
+
+
+def test_tool_choice_without_tools_sends_no_tool_config() -> None:
+    assert "toolConfig" not in request_json({"messages": [user("hi")], "tool_choice": "none"})
 
 
 # --- request: generation config -----------------------------------------------------------

@@ -143,15 +143,19 @@ def _user_part(part: Any, field: str) -> JSON:
         url = image.get("url") if isinstance(image, dict) else image
         return _media(url, f"{field}.image_url.url")
     if kind == "input_audio":
-        audio = part.get("input_audio") or {}
+        audio = _object(part.get("input_audio"))
         mime = f"audio/{audio.get('format') or 'wav'}"
         return {"inlineData": {"mimeType": mime, "data": audio.get("data") or ""}}
     if kind == "file":
-        data = (part.get("file") or {}).get("file_data")
+        data = _object(part.get("file")).get("file_data")
         if not isinstance(data, str) or not data.startswith("data:"):
             raise _bad(f"{field}.file", "only inline file_data (a data: URL) can go to Gemini")
         return _inline(data, f"{field}.file.file_data")
     return {"text": _part_text(part, field)}
+
+
+def _object(value: Any) -> JSON:
+    return value if isinstance(value, dict) else {}
 
 
 def _media(url: Any, field: str) -> JSON:
@@ -215,8 +219,7 @@ def _function_call(call: Any, field: str) -> tuple[JSON, str]:
         raise _bad(f"{field}.function.name", "is required")
     name = str(function["name"])
     part: JSON = {"functionCall": {"name": name, "args": _arguments(function.get("arguments"), field)}}
-    extra = call.get("extra_content")
-    signature = extra.get("google", {}).get("thought_signature") if isinstance(extra, dict) else None
+    signature = _object(_object(call.get("extra_content")).get("google")).get("thought_signature")
     if signature:
         part["thoughtSignature"] = signature
     return part, name
@@ -478,7 +481,7 @@ def _generate_request(body: JSON, model: str) -> JSON:
     if tools:
         payload["tools"] = tools
     tool_config = _tool_config(body.get("tool_choice"))
-    if tool_config:
+    if tools and tool_config:  # a toolConfig without tools means nothing to Gemini
         payload["toolConfig"] = tool_config
     config = _generation_config(body)
     if config:
