@@ -12,7 +12,6 @@ from typing import Any
 import celpy
 import jsonschema
 import yaml
-
 from switchyard_operator import crdgen
 
 _ENV = celpy.Environment()

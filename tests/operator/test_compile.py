@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import yaml
-
 from switchyard_operator.compile import (
     Reason,
     compile_policy,

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from switchyard_operator.compile_cli import main
 
 from .manifests import policy, provider, secret

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from switchyard_operator import crdgen
 from switchyard_operator.compile import parse_spec
 from switchyard_operator.models import LLMProviderSpec, RoutingPolicySpec

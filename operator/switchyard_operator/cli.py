@@ -1,0 +1,69 @@
+"""`switchyard-operator`: run the Switchyard operator (kopf) against the current cluster."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import kopf
+
+DESCRIPTION = """\
+Compile LLMProvider and RoutingPolicy resources into the routers' ConfigMap and Secret,
+probe providers' health and report it in their status.
+
+Logs in with the standard kubeconfig ($KUBECONFIG or ~/.kube/config) or, inside a Pod,
+with its service account. Several replicas coordinate through a kopf peering object
+(crds/kopf.dev_peerings.yaml and samples/peering.yaml): only the highest-priority one
+handles resources. --standalone skips peering (a single replica, or development).
+"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="switchyard-operator",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    scope = parser.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[], metavar="NS",
+        help="serve this namespace (repeatable; globs such as team-* work)",
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="serve the whole cluster")
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument(
+        "--peering", default="switchyard", metavar="NAME",
+        help="peering object for high availability (default: switchyard); a KopfPeering per "
+        "namespace, or a ClusterKopfPeering with --all-namespaces",
+    )
+    peering.add_argument("--standalone", action="store_true", help="run without peering")
+    parser.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    parser.add_argument(
+        "--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="more logs")
+    parser.add_argument("--debug", action="store_true", help="debug logs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from . import handlers  # noqa: F401  registers the handlers
+
+    kopf.configure(verbose=args.verbose, debug=args.debug)
+    asyncio.run(
+        kopf.operator(
+            clusterwide=args.all_namespaces,
+            namespaces=args.namespace,
+            peering_name=args.peering,
+            standalone=args.standalone,
+            priority=args.priority,
+            liveness_endpoint=args.liveness,
+            memo=kopf.Memo(connection=None),
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""The kopf handlers: thin. Each one names its trigger and calls a reconcile step.
+
+    RoutingPolicy created/updated/resumed   -> compile it
+    LLMProvider created/updated             -> check it, recompile the policies routing to it
+    LLMProvider deleted                     -> recompile the policies routing to it
+    LLMProvider (daemon, healthCheck.interval) -> probe; on a health flip, recompile its policies
+    Secret added/changed/deleted            -> refresh the providers using it and their policies
+    our ConfigMap/Secret deleted by someone -> rewrite it
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import kopf
+
+from .health import DEFAULT_INTERVAL, probe_provider
+from .kube import Kube, KubeError
+from .models import GROUP, VERSION
+from .outputs import MANAGED_BY, POLICY_LABEL
+from .reconcile import (
+    POLICIES,
+    PROVIDERS,
+    Runtime,
+    is_own_output,
+    on_secret_changed,
+    recompile_for_provider,
+    reconcile_policy,
+    reconcile_provider,
+)
+
+PREFIX = "switchyard.dev"
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Settings that make kopf fit the CRDs: no kopf fields in the (pruned) status."""
+    settings.persistence.finalizer = f"{PREFIX}/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    # Our own Events are explicit; kopf's log-to-Event bridge only for errors.
+    settings.posting.level = logging.ERROR
+
+
+def _ns(namespace: str | None) -> str:
+    assert namespace is not None  # both kinds are namespaced
+    return namespace
+
+
+def runtime(memo: Any) -> Runtime:
+    rt: Runtime = memo.runtime
+    return rt
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    configure(settings)
+
+
+@kopf.on.login()
+async def login(
+    memo: Any, settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
+) -> kopf.ConnectionInfo | None:
+    """Standard kubeconfig or in-cluster login (via the kubernetes client); tests pass theirs."""
+    info: kopf.ConnectionInfo | None = memo.get("connection")
+    if info is None:
+        info = kopf.login_via_client(logger=logger, settings=settings)
+    if info is None:  # pragma: no cover - login_via_client raises instead
+        return None
+    kube = Kube.from_connection(info)
+    if memo.get("runtime") is None:
+        memo.runtime = Runtime(kube)
+    else:  # a re-login (expired token): same Runtime, new client
+        await memo.runtime.kube.close()
+        memo.runtime.kube = kube
+    return info
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: Any, **_: Any) -> None:
+    if memo.get("runtime") is not None:
+        await memo.runtime.close()
+
+
+# --------------------------------------------------------------------------- RoutingPolicy
+
+
+@kopf.on.resume(GROUP, VERSION, POLICIES)
+@kopf.on.create(GROUP, VERSION, POLICIES)
+@kopf.on.update(GROUP, VERSION, POLICIES)
+async def policy_changed(namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+    await reconcile_policy(runtime(memo), _ns(namespace), name, logger)
+
+
+# --------------------------------------------------------------------------- LLMProvider
+
+
+@kopf.on.resume(GROUP, VERSION, PROVIDERS)
+async def provider_resumed(
+    namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    await reconcile_provider(runtime(memo), _ns(namespace), name, logger)
+
+
+@kopf.on.create(GROUP, VERSION, PROVIDERS)
+@kopf.on.update(GROUP, VERSION, PROVIDERS)
+async def provider_changed(
+    namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    await reconcile_provider(runtime(memo), _ns(namespace), name, logger)
+    await recompile_for_provider(runtime(memo), _ns(namespace), name, logger)
+
+
+@kopf.on.event(GROUP, VERSION, PROVIDERS)
+async def provider_event(
+    type: str, namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    if type == "DELETED":
+        await recompile_for_provider(runtime(memo), _ns(namespace), name, logger)
+
+
+@kopf.daemon(GROUP, VERSION, PROVIDERS, cancellation_timeout=1.0)
+async def health_probe(
+    stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    while not stopped:
+        try:
+            interval = await probe_provider(runtime(memo), _ns(namespace), name, logger)
+        except (KubeError, httpx.HTTPError) as exc:
+            logger.warning(f"health probe round failed, will retry: {exc}")
+            interval = DEFAULT_INTERVAL
+        if interval is None:
+            return
+        await stopped.wait(interval)
+
+
+# --------------------------------------------------------------------------- Secrets
+
+
+@kopf.on.event("", "v1", "secrets")
+async def secret_event(
+    type: str,
+    body: kopf.Body,
+    namespace: str | None,
+    name: str,
+    memo: Any,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    if type is None:  # the initial listing: resumed policies compile on their own
+        return
+    if is_own_output(body):
+        if type == "DELETED":
+            await _rewrite_output(memo, body, _ns(namespace), logger)
+        return
+    await on_secret_changed(runtime(memo), _ns(namespace), name, logger)
+
+
+@kopf.on.event("", "v1", "configmaps", labels=MANAGED_BY)
+async def output_event(
+    type: str, body: kopf.Body, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    if type == "DELETED":
+        await _rewrite_output(memo, body, _ns(namespace), logger)
+
+
+async def _rewrite_output(memo: Any, body: kopf.Body, namespace: str | None, logger: kopf.Logger) -> None:
+    policy = body.get("metadata", {}).get("labels", {}).get(POLICY_LABEL)
+    if policy:
+        await reconcile_policy(runtime(memo), _ns(namespace), policy, logger)

@@ -1,0 +1,85 @@
+"""Health probes: one request through the router's own adapters, and the health state machine.
+
+By default a probe lists models (free, authenticated); mode Completion asks for one token.
+The error kept in status is the adapter's classification of the answer, with any key redacted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+from switchyard_router.adapters import adapter_for
+from switchyard_router.table import Provider, parse_duration
+
+from .models import HealthCheckMode, HealthCheckSpec, HealthState, HealthStatus
+from .secrets import redact
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    ok: bool
+    latency_ms: int
+    error: str | None = None
+
+
+async def probe(
+    http: httpx.AsyncClient, provider: Provider, key: str | None, check: HealthCheckSpec
+) -> ProbeOutcome:
+    """Send one probe request to the provider and classify the answer."""
+    adapter = adapter_for(provider.type)
+    if check.mode is HealthCheckMode.COMPLETION:
+        assert check.model is not None  # the spec validator requires it
+        body = {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
+        request = adapter.chat_request(provider, key, check.model, body, stream=False)
+    else:
+        request = adapter.models_request(provider, key)
+    timeout = parse_duration(check.timeout)
+    started = time.perf_counter()
+    try:
+        response = await http.request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.body or None,
+            timeout=timeout,
+        )
+    except httpx.TimeoutException:
+        return ProbeOutcome(False, _ms(started), f"Timeout: no answer within {check.timeout}")
+    except httpx.HTTPError as exc:
+        message = redact(str(exc) or type(exc).__name__, {"key": key or ""})
+        return ProbeOutcome(False, _ms(started), f"ConnectionError: {message}")
+    latency = _ms(started)
+    if response.is_success:
+        return ProbeOutcome(True, latency)
+    error = adapter.error(response.status_code, response.headers, response.content)
+    message = redact(f"{error.kind}: HTTP {response.status_code}: {error.message}", {"key": key or ""})
+    return ProbeOutcome(False, latency, message[:500])
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def next_health(
+    previous: HealthStatus, outcome: ProbeOutcome, failure_threshold: int, now: str
+) -> HealthStatus:
+    """Healthy on success; Unhealthy after `failure_threshold` failures in a row; else unchanged."""
+    if outcome.ok:
+        return HealthStatus(
+            state=HealthState.HEALTHY,
+            latency_ms=outcome.latency_ms,
+            consecutive_failures=0,
+            last_probe_time=now,
+            last_error=None,
+        )
+    failures = previous.consecutive_failures + 1
+    state = HealthState.UNHEALTHY if failures >= failure_threshold else previous.state
+    return HealthStatus(
+        state=state,
+        latency_ms=outcome.latency_ms,
+        consecutive_failures=failures,
+        last_probe_time=now,
+        last_error=outcome.error,
+    )

@@ -1,0 +1,327 @@
+"""The reconcile steps behind the kopf handlers: read, compile, write only what changed, report.
+
+Each step reads fresh state through the API (no cache to go stale), holds a per-object lock
+so concurrent triggers of the same policy serialize, and writes status through the status
+subresource. A policy that fails to compile keeps its last good ConfigMap and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import httpx
+import kopf
+
+from . import conditions as cond
+from .compile import (
+    CompileResult,
+    compile_policy,
+    resolve_provider,
+    summarize,
+)
+from .kube import Kube, core_path, custom_path
+from .outputs import (
+    HASH_ANNOTATION,
+    MANAGED_BY,
+    TABLE_KEY,
+    config_map,
+    credentials_name,
+    credentials_secret,
+    routes_name,
+)
+from .secrets import decode_secret
+
+JSON = dict[str, Any]
+EventSink = Callable[[Mapping[str, Any], str, str, str], None]
+PROVIDERS = "llmproviders"
+POLICIES = "routingpolicies"
+
+
+def kopf_events(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """Post a Kubernetes Event through kopf (a no-op outside a running operator)."""
+    with contextlib.suppress(LookupError):  # not inside a running operator
+        kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message[:1024])
+
+
+@dataclass
+class Runtime:
+    """What the handlers share: the API client, the probe HTTP client, per-object locks."""
+
+    kube: Kube
+    http: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
+    events: EventSink = kopf_events
+    locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, kind: str, namespace: str, name: str) -> asyncio.Lock:
+        return self.locks.setdefault((kind, namespace, name), asyncio.Lock())
+
+    async def close(self) -> None:
+        await self.kube.close()
+        await self.http.aclose()
+
+
+# --------------------------------------------------------------------------- references
+
+
+def referenced_providers(policy: Mapping[str, Any]) -> set[str]:
+    """Provider names in a policy body, tolerant of an invalid spec."""
+    names: set[str] = set()
+    for route in (policy.get("spec") or {}).get("routes") or []:
+        for target in (route.get("targets") or []) if isinstance(route, dict) else []:
+            if isinstance(target, dict) and isinstance(target.get("provider"), str):
+                names.add(target["provider"])
+    return names
+
+
+def referenced_secrets(provider: Mapping[str, Any]) -> set[str]:
+    names: set[str] = set()
+    for cred in (provider.get("spec") or {}).get("credentials") or []:
+        ref = cred.get("secretKeyRef") if isinstance(cred, dict) else None
+        if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+            names.add(ref["name"])
+    return names
+
+
+async def read_secrets(kube: Kube, namespace: str, names: set[str]) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    for name in sorted(names):
+        body = await kube.get(core_path("secrets", namespace, name))
+        if body is not None:
+            found[name] = decode_secret(body)
+    return found
+
+
+async def policies_using(kube: Kube, namespace: str, provider: str) -> list[str]:
+    policies = await kube.list(custom_path(POLICIES, namespace))
+    return sorted(p["metadata"]["name"] for p in policies if provider in referenced_providers(p))
+
+
+async def providers_using(kube: Kube, namespace: str, secret: str) -> list[str]:
+    providers = await kube.list(custom_path(PROVIDERS, namespace))
+    return sorted(p["metadata"]["name"] for p in providers if secret in referenced_secrets(p))
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _differs(existing: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
+    if existing is None:
+        return True
+    meta, want = existing.get("metadata") or {}, desired["metadata"]
+    return bool(
+        (existing.get("data") or {}) != desired["data"]
+        or (meta.get("annotations") or {}).get(HASH_ANNOTATION)
+        != (want.get("annotations") or {}).get(HASH_ANNOTATION)
+        or meta.get("ownerReferences") != want.get("ownerReferences")
+    )
+
+
+async def _apply(kube: Kube, plural: str, existing: JSON | None, desired: JSON) -> None:
+    namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
+    if existing is None:
+        await kube.create(core_path(plural, namespace), desired)
+        return
+    patch = dict(desired)
+    stale = set(existing.get("data") or {}) - set(desired["data"])
+    patch["data"] = {**desired["data"], **dict.fromkeys(stale)}  # merge-patch: null deletes
+    await kube.patch(core_path(plural, namespace, name), patch)
+
+
+async def write_outputs(kube: Kube, policy: Mapping[str, Any], result: CompileResult) -> bool:
+    """Write the ConfigMap and credentials Secret if they differ; True when anything was written."""
+    namespace, name = policy["metadata"]["namespace"], policy["metadata"]["name"]
+    wrote = False
+    # The Secret first: a router must never see a table naming keys it cannot find yet.
+    desired = credentials_secret(policy, result)
+    existing = await kube.get(core_path("secrets", namespace, credentials_name(name)))
+    if _differs(existing, desired):
+        await _apply(kube, "secrets", existing, desired)
+        wrote = True
+    desired = config_map(policy, result)
+    existing = await kube.get(core_path("configmaps", namespace, routes_name(name)))
+    if _differs(existing, desired):
+        await _apply(kube, "configmaps", existing, desired)
+        wrote = True
+    return wrote
+
+
+# --------------------------------------------------------------------------- status
+
+
+async def _patch_status(
+    kube: Kube, plural: str, body: Mapping[str, Any], status: JSON
+) -> None:
+    meta = body["metadata"]
+    await kube.patch(custom_path(plural, meta["namespace"], meta["name"], status=True), {"status": status})
+
+
+def _status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    for key, value in new.items():
+        if key == "conditions":
+            if not cond.same(old.get("conditions"), value):
+                return True
+        elif old.get(key) != value:
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- policies
+
+
+async def reconcile_policy(
+    rt: Runtime, namespace: str, name: str, logger: logging.Logger | kopf.Logger
+) -> CompileResult | None:
+    """Compile one policy and write its outputs and status. None when the policy is gone."""
+    async with rt.lock(POLICIES, namespace, name):
+        policy = await rt.kube.get(custom_path(POLICIES, namespace, name))
+        if policy is None or policy["metadata"].get("deletionTimestamp"):
+            return None
+        providers = {
+            p["metadata"]["name"]: p for p in await rt.kube.list(custom_path(PROVIDERS, namespace))
+        }
+        secret_names: set[str] = set()
+        for provider_name in referenced_providers(policy):
+            if provider_name in providers:
+                secret_names |= referenced_secrets(providers[provider_name])
+        secrets = await read_secrets(rt.kube, namespace, secret_names)
+        result = compile_policy(policy, providers, secrets)
+        generation = policy["metadata"].get("generation")
+        old: JSON = policy.get("status") or {}
+        new: JSON = {"observedGeneration": generation}
+
+        if result.ok:
+            wrote = await write_outputs(rt.kube, policy, result)
+            digest = result.digest()
+            assert result.table is not None
+            summary = (
+                f"{len(result.table.routes)} route(s) over {len(result.table.providers)} provider(s); "
+                f"table {digest} in ConfigMap {routes_name(name)}"
+            )
+            compiled = cond.condition(cond.COMPILED, True, "Compiled", summary, generation)
+            ready = cond.condition(cond.READY, True, "TableWritten", summary, generation)
+            new.update(
+                tableHash=digest,
+                configMap=routes_name(name),
+                credentialsSecret=credentials_name(name),
+                routes=[c.model_dump(by_alias=True) for c in result.chains()],
+            )
+            for warning in result.warnings:
+                logger.warning(warning)
+            if wrote:
+                logger.info(f"wrote table {digest} to ConfigMap {routes_name(name)}")
+                rt.events(policy, "Normal", "TableUpdated", summary)
+        else:
+            message = summarize(result.problems)
+            compiled = cond.condition(cond.COMPILED, False, result.reason, message, generation)
+            existing = await rt.kube.get(core_path("configmaps", namespace, routes_name(name)))
+            if existing is not None and existing.get("data", {}).get(TABLE_KEY):
+                digest = (existing["metadata"].get("annotations") or {}).get(HASH_ANNOTATION, "?")
+                ready = cond.condition(
+                    cond.READY, True, "LastGoodTable",
+                    f"routers keep the last good table {digest}; the new spec does not compile: "
+                    f"{message}",
+                    generation,
+                )
+            else:
+                ready = cond.condition(cond.READY, False, result.reason, message, generation)
+            logger.warning(f"compile failed: {message}")
+
+        previous = cond.find(old.get("conditions"), cond.COMPILED)
+        if cond.transitioned(previous, compiled) or (
+            not result.ok and previous is not None and previous.get("message") != compiled["message"]
+        ):
+            if result.ok:
+                if previous is not None:
+                    rt.events(policy, "Normal", "Compiled", compiled["message"])
+            else:
+                rt.events(policy, "Warning", str(result.reason), compiled["message"])
+        new["conditions"] = cond.merge(old.get("conditions"), [compiled, ready])
+        if _status_changed(old, new):
+            await _patch_status(rt.kube, POLICIES, policy, new)
+        return result
+
+
+# --------------------------------------------------------------------------- providers
+
+
+async def reconcile_provider(
+    rt: Runtime, namespace: str, name: str, logger: logging.Logger | kopf.Logger
+) -> bool | None:
+    """Check a provider's spec and Secrets and report Ready. None when it is gone."""
+    async with rt.lock(PROVIDERS, namespace, name):
+        body = await rt.kube.get(custom_path(PROVIDERS, namespace, name))
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        secrets = await read_secrets(rt.kube, namespace, referenced_secrets(body))
+        result = resolve_provider(body, secrets)
+        generation = body["metadata"].get("generation")
+        old: JSON = body.get("status") or {}
+        if result.provider is not None and not result.problems:
+            n = len(result.credentials)
+            ready = cond.condition(
+                cond.READY, True, "CredentialsResolved",
+                f"{n} credential(s) resolved, {len(result.provider.models)} model(s)", generation,
+            )
+        else:
+            reason = result.problems[0].reason
+            ready = cond.condition(cond.READY, False, reason, summarize(result.problems), generation)
+        updates = [ready]
+        if cond.find(old.get("conditions"), cond.HEALTHY) is None:
+            updates.append(
+                cond.condition(cond.HEALTHY, None, "NotProbedYet", "no health probe has run yet")
+            )
+        conditions = cond.merge(old.get("conditions"), updates)
+        new: JSON = {"observedGeneration": generation, "conditions": conditions}
+        if not old.get("health"):
+            new["health"] = {"state": "Unknown", "consecutiveFailures": 0}
+        previous = cond.find(old.get("conditions"), cond.READY)
+        if cond.transitioned(previous, ready) or (
+            ready["status"] == "False"
+            and previous is not None
+            and previous.get("message") != ready["message"]
+        ):
+            if ready["status"] == "True":
+                rt.events(body, "Normal", "Ready", ready["message"])
+            else:
+                rt.events(body, "Warning", ready["reason"], ready["message"])
+                logger.warning(f"not ready: {ready['message']}")
+        if _status_changed(old, new):
+            await _patch_status(rt.kube, PROVIDERS, body, new)
+        return bool(ready["status"] == "True")
+
+
+# --------------------------------------------------------------------------- fan-out
+
+
+async def recompile_for_provider(
+    rt: Runtime, namespace: str, provider: str, logger: logging.Logger | kopf.Logger
+) -> list[str]:
+    """Recompile exactly the policies that route to this provider."""
+    names = await policies_using(rt.kube, namespace, provider)
+    for name in names:
+        await reconcile_policy(rt, namespace, name, logger)
+    return names
+
+
+async def on_secret_changed(
+    rt: Runtime, namespace: str, secret: str, logger: logging.Logger | kopf.Logger
+) -> list[str]:
+    """A Secret changed (key rotation, creation, deletion): refresh its providers and policies."""
+    providers = await providers_using(rt.kube, namespace, secret)
+    policies: set[str] = set()
+    for provider in providers:
+        await reconcile_provider(rt, namespace, provider, logger)
+        policies |= set(await policies_using(rt.kube, namespace, provider))
+    for name in sorted(policies):
+        await reconcile_policy(rt, namespace, name, logger)
+    return sorted(policies)
+
+
+def is_own_output(body: Mapping[str, Any]) -> bool:
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in MANAGED_BY.items())

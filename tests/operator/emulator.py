@@ -1,0 +1,222 @@
+"""kmock's KubernetesEmulator with the API-server behaviour the operator relies on filled in.
+
+Stock kmock 0.8 stores objects as plain merged dicts. A real API server also: assigns uid,
+resourceVersion, generation and creationTimestamp; refuses stale resourceVersions (409) and
+failed JSON-patch tests (422); keeps status apart behind the status subresource; bumps generation
+on spec changes only; turns stringData into data; honours generateName and PUT; answers 201 on
+create; names the kind in lists; garbage-collects owned objects. This subclass does that, so
+kopf and the operator behave here as they would on a cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime
+import json
+import uuid
+from typing import Any
+
+import aiohttp.web
+import attrs
+import jsonpatch
+from kmock import KubernetesEmulator, KubernetesError, Request, action, method, resource
+
+JSON = dict[str, Any]
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@attrs.define(kw_only=True)
+class Emulator(KubernetesEmulator):
+    _rv: int = attrs.field(default=100, init=False)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _has_status(self, res: resource) -> bool:
+        return res in self.resources and "status" in self.resources[res].subresources
+
+    def _live(self, key: tuple[Any, ...]) -> JSON | None:
+        if key not in self.objects or self.objects[key].deleted:
+            return None
+        return copy.deepcopy(self.objects[key].raw)
+
+    async def _emit(self, res: resource, kind: str, obj: JSON) -> None:
+        await self._buses[res].put({"type": kind, "object": copy.deepcopy(obj)})
+
+    async def _store(self, key: tuple[Any, ...], obj: JSON, event: str) -> None:
+        res = key[0]
+        if key in self.objects:
+            self.objects[key].history.append(obj)
+        else:
+            self.objects[key] = obj
+        await self._emit(res, event, obj)
+
+    async def _delete(self, key: tuple[Any, ...]) -> None:
+        obj = self._live(key)
+        if obj is None:
+            return
+        self.objects[key].delete()
+        await self._emit(key[0], "DELETED", obj)
+        await self._collect_garbage(obj["metadata"].get("uid"))
+
+    async def _collect_garbage(self, uid: str | None) -> None:
+        """Background cascading deletion of dependents (owner references by uid)."""
+        if not uid:
+            return
+        for key in list(self.objects):
+            obj = self._live(key)
+            refs = (obj or {}).get("metadata", {}).get("ownerReferences") or []
+            if obj is not None and any(ref.get("uid") == uid for ref in refs):
+                await self._delete(key)
+
+    @staticmethod
+    def _normalize_secret(res: resource, obj: JSON) -> None:
+        if res.plural == "secrets" and obj.get("stringData"):
+            data = obj.setdefault("data", {})
+            for k, v in obj.pop("stringData").items():
+                data[k] = base64.b64encode(str(v).encode()).decode()
+
+    # ----------------------------------------------------------------- verbs
+
+    async def _create(self, request: Request) -> tuple[int, JSON]:
+        res = request.resource
+        assert res is not None
+        obj = copy.deepcopy(request.data)
+        meta = obj.setdefault("metadata", {})
+        namespace = request.namespace or meta.get("namespace")
+        if namespace:
+            meta["namespace"] = namespace
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise KubernetesError(status=422, reason="Invalid", message="name or generateName is required")
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        key = (res, namespace, meta["name"])
+        if self._live(key) is not None:
+            raise KubernetesError(status=409, reason="AlreadyExists", message=f"{meta['name']} already exists")
+        meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(), creationTimestamp=_now())
+        if res.group:
+            meta["generation"] = 1
+        if self._has_status(res):
+            obj.pop("status", None)
+        self._normalize_secret(res, obj)
+        await self._store(key, obj, "ADDED")
+        return 201, obj
+
+    async def _update(self, request: Request, replace: bool) -> tuple[int, JSON]:
+        res = request.resource
+        assert res is not None
+        key = (res, request.namespace, request.name)
+        current = self._live(key)
+        if current is None:
+            raise KubernetesError(status=404, reason="NotFound", message=f"{request.name} not found")
+        data = request.data
+        content_type = request.headers.get("Content-Type", "")
+        if replace:
+            new = copy.deepcopy(data)
+        elif "json-patch" in content_type:
+            try:
+                new = jsonpatch.apply_patch(current, data)
+            except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPatchTestFailed) as exc:
+                raise KubernetesError(status=422, reason="Invalid", message=str(exc)) from None
+        else:  # merge-patch (strategic merge is treated as merge)
+            new = merge_patch(current, data)
+        wanted_rv = (data.get("metadata") or {}).get("resourceVersion") if isinstance(data, dict) else None
+        if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+            raise KubernetesError(status=409, reason="Conflict", message="the object has been modified")
+
+        if self._has_status(res):
+            if request.subresource == "status":
+                new = {**current, "status": new.get("status")}
+                if new["status"] is None:
+                    del new["status"]
+            elif "status" in current:
+                new["status"] = current["status"]
+            else:
+                new.pop("status", None)
+        meta = new.setdefault("metadata", {})
+        for field in ("uid", "creationTimestamp", "name", "namespace", "generation", "deletionTimestamp"):
+            if field in current["metadata"]:
+                meta[field] = current["metadata"][field]
+        meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+        self._normalize_secret(res, new)
+        if new == current:
+            return 200, current
+        if res.group and request.subresource != "status":
+            essence = {k: v for k, v in new.items() if k not in ("metadata", "status")}
+            if essence != {k: v for k, v in current.items() if k not in ("metadata", "status")}:
+                meta["generation"] = current["metadata"].get("generation", 0) + 1
+        meta["resourceVersion"] = self._next_rv()
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            self.objects[key].history.append(new)
+            await self._delete(key)
+            return 200, new
+        await self._store(key, new, "MODIFIED")
+        return 200, new
+
+    async def _remove(self, request: Request) -> tuple[int, JSON]:
+        res = request.resource
+        assert res is not None
+        key = (res, request.namespace, request.name)
+        current = self._live(key)
+        if current is None:
+            raise KubernetesError(status=404, reason="NotFound", message=f"{request.name} not found")
+        meta = current["metadata"]
+        if meta.get("finalizers"):
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = _now()
+                meta["resourceVersion"] = self._next_rv()
+                await self._store(key, current, "MODIFIED")
+            return 200, current
+        await self._delete(key)
+        return 200, current
+
+    async def _handle(self, request: Request) -> aiohttp.web.StreamResponse:
+        if request.resource is None:
+            return await super()._handle(request)
+        verb: Any = None
+        if request.action == action.CREATE:
+            verb = self._create(request)
+        elif request.action == action.UPDATE and request.name:
+            verb = self._update(request, replace=False)
+        elif request.method == method.PUT and request.name:
+            verb = self._update(request, replace=True)
+        elif request.action == action.DELETE and request.name:
+            verb = self._remove(request)
+        if verb is None:
+            return await super()._handle(request)
+        try:
+            async with self._lock:
+                status, body = await verb
+        except KubernetesError as exc:
+            return await self._render_error(exc)
+        return aiohttp.web.json_response(body, status=status, dumps=json.dumps)
+
+    async def _serve_list(self, request: Request) -> Any:
+        payload = await super()._serve_list(request)
+        assert request.resource is not None
+        res = request.resource
+        if res in self.resources and self.resources[res].kind:
+            payload["kind"] = f"{self.resources[res].kind}List"
+        payload["apiVersion"] = f"{res.group}/{res.version}" if res.group else res.version
+        payload["metadata"] = {"resourceVersion": str(self._rv)}
+        return payload
