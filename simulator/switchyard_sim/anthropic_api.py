@@ -16,10 +16,11 @@ from aiohttp import web
 from .content import Answer, Prompt, answer, choose_tool
 from .wire import JSON, BadRequest, Call, Family, Reply, json_response, retry_after_header, text_of
 
+# Listed by GET /v1/models; any model name is accepted by /v1/messages.
 MODELS = (
-    ("claude-sonnet-4-5", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z"),
+    ("claude-sonnet-4-6", "Claude Sonnet 4.6", "2026-02-17T00:00:00Z"),
     ("claude-haiku-4-5", "Claude Haiku 4.5", "2025-10-01T00:00:00Z"),
-    ("claude-3-5-haiku-latest", "Claude Haiku 3.5", "2024-10-22T00:00:00Z"),
+    ("claude-opus-4-7", "Claude Opus 4.7", "2026-04-16T00:00:00Z"),
 )
 SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
@@ -43,13 +44,18 @@ _ERRORS: dict[int, tuple[str, str]] = {
 
 class AnthropicFamily(Family):
     name = "anthropic"
-    key_headers = ("x-api-key",)
+    key_headers = ("x-api-key", "authorization")
 
     def response_headers(self) -> dict[str, str] | None:
         return {"request-id": self.ids.make("req_011C", 20)}
 
     def api_key(self, request: web.Request) -> tuple[str | None, bool]:
-        return request.headers.get("x-api-key") or None, False
+        key = request.headers.get("x-api-key")
+        if key:
+            return key, False
+        # Recent anthropic SDKs send an API key as a bearer token, so both are accepted.
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return (token.strip() or None, False) if scheme.lower() == "bearer" else (None, False)
 
     def auth_error(self, key: str | None) -> web.Response:
         message = "x-api-key header is required" if key is None else "invalid x-api-key"

@@ -12,7 +12,6 @@ import contextlib
 import re
 import socket
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -57,7 +56,30 @@ class _Route:
     stream: bool = False
 
 
-def _resolve(method: str, tail: str, headers: Mapping[str, str]) -> _Route | None:
+def _get_family(request: web.Request) -> str:
+    """OpenAI, Anthropic and Gemini (whose SDK now defaults to v1) all have GET /v1/models."""
+    headers = request.headers
+    if "anthropic-version" in headers or "x-api-key" in headers:
+        return "anthropic"
+    if "x-goog-api-key" in headers or "x-goog-api-client" in headers or "key" in request.query:
+        return "gemini"
+    return "openai"
+
+
+_LIST_MODELS: dict[str, Endpoint] = {
+    "openai": openai_api.list_models,
+    "anthropic": anthropic_api.list_models,
+    "gemini": gemini_api.list_models,
+}
+_GET_MODEL: dict[str, Endpoint] = {
+    "openai": openai_api.retrieve_model,
+    "anthropic": anthropic_api.retrieve_model,
+    "gemini": gemini_api.get_model,
+}
+
+
+def _resolve(request: web.Request, tail: str) -> _Route | None:
+    method = request.method
     exact = _EXACT.get((method, tail))
     if exact is not None:
         return _Route(*exact)
@@ -69,15 +91,12 @@ def _resolve(method: str, tail: str, headers: Mapping[str, str]) -> _Route | Non
         return None
     if method != "GET":
         return None
-    # OpenAI and Anthropic share GET /v1/models; only Anthropic's clients send anthropic-version.
-    anthropic = "anthropic-version" in headers or "x-api-key" in headers
     if tail == "v1/models":
-        return _Route(
-            *(("anthropic", anthropic_api.list_models) if anthropic else ("openai", openai_api.list_models))
-        )
+        family = _get_family(request)
+        return _Route(family, _LIST_MODELS[family])
     if match := _MODEL_ID.fullmatch(tail):
-        endpoint = anthropic_api.retrieve_model if anthropic else openai_api.retrieve_model
-        return _Route("anthropic" if anthropic else "openai", endpoint, match.group(1))
+        family = _get_family(request)
+        return _Route(family, _GET_MODEL[family], match.group(1))
     if match := _GEMINI_MODEL.fullmatch(tail):
         return _Route("gemini", gemini_api.get_model, match.group(1))
     return None
@@ -216,7 +235,7 @@ class Simulator:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        route = _resolve(request.method, request.match_info["tail"], request.headers)
+        route = _resolve(request, request.match_info["tail"])
         if route is None:
             return web.json_response(
                 {"error": {"message": f"no simulated endpoint for {request.method} {request.path}"}},
