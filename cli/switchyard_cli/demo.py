@@ -169,8 +169,11 @@ async def simulated_story(story: Story) -> None:
     for i in range(2):
         await story.ask(f"back to normal {i + 1}")
 
-    story.say("6. A client error is never retried elsewhere")
-    await story.ask("pinned to an unknown provider", model="nobody/some-model")
+    story.say("6. A client error (HTTP 400) comes back as it is, never retried elsewhere")
+    await story.fault("primary", error_rate=1.0, error_status=400)
+    await story.ask("a request the provider refuses")
+    await story.clear()
+    await story.ask("an unknown model", model="nobody/some-model")
     await story.spend()
 
 

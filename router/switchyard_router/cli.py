@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def serve(router: Router, sources: Sources, host: str, port: int) -> None:
-    runner = web.AppRunner(router.app(), access_log=None, handle_signals=False)
+    runner = router.runner()
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=1024).start()
     print(

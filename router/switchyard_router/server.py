@@ -219,6 +219,11 @@ class Router:
         app.on_cleanup.append(self._close)
         return app
 
+    def runner(self) -> web.AppRunner:
+        # A client that hangs up cancels its handler, which closes the upstream request at once
+        # instead of streaming tokens nobody will read.
+        return web.AppRunner(self.app(), access_log=None, handle_signals=False, handler_cancellation=True)
+
     async def _close(self, app: web.Application) -> None:
         await self.upstreams.close()
 
@@ -244,6 +249,4 @@ async def _openai_errors(request: web.Request, handler: Any) -> web.StreamRespon
         response: web.StreamResponse = await handler(request)
         return response
     except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
         return json_error(exc.status, exc.reason, "invalid_request_error")

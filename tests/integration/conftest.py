@@ -81,7 +81,7 @@ async def start_router() -> AsyncIterator[StartRouter]:
     async def start(table: dict[str, Any], keys: dict[str, str] | None = None) -> tuple[Router, str]:
         router = Router()
         router.load(load_table(copy.deepcopy(table)), CredentialStore(KEYS if keys is None else keys))
-        runner = web.AppRunner(router.app(), access_log=None)
+        runner = router.runner()
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

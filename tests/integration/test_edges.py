@@ -1,0 +1,136 @@
+"""Edge cases that need an upstream misbehaving in ways the simulator has no switch for."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import openai
+import pytest
+from aiohttp import web
+from openai import AsyncOpenAI
+from switchyard_router.credentials import CredentialStore
+from switchyard_router.table import load_table
+
+from .conftest import table_for
+
+FIRST = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"logprobs":null,"finish_reason":null}]}\n\n'
+
+
+@pytest.fixture
+async def stalling_upstream():
+    """An OpenAI-compatible upstream that sends one chunk, then nothing (until released)."""
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(FIRST)
+        await release.wait()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+    release.set()
+    await runner.cleanup()
+
+
+def one_provider(base_url: str, **route) -> dict:
+    return {
+        "providers": [{"name": "up", "type": "openai-compatible", "baseURL": base_url}],
+        "routes": [{"name": "chat", "targets": [{"provider": "up", "model": "m"}], **route}],
+    }
+
+
+async def test_a_stream_that_stalls_after_its_first_byte_ends_with_an_error(stalling_upstream, start_router):
+    router, url = await start_router(one_provider(stalling_upstream, timeout="300ms"), {})
+    client = AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+    stream = await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}], stream=True)
+    with pytest.raises(openai.APIError, match="stalled"):
+        async for _ in stream:
+            pass
+    assert 'switchyard_requests_total{outcome="Timeout",route="chat"} 1.0' in router.metrics.render().decode()
+
+
+async def test_a_client_that_leaves_mid_stream_frees_the_upstream(stalling_upstream, start_router):
+    router, url = await start_router(one_provider(stalling_upstream, timeout="5s"), {})
+    async with aiohttp.ClientSession() as http:
+        body = {"model": "chat", "messages": [{"role": "user", "content": "x"}], "stream": True}
+        resp = await http.post(f"{url}/v1/chat/completions", json=body)
+        assert await resp.content.readany()
+        resp.close()
+    target = router.table.routes["chat"].targets[0]
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if target.in_flight == 0:
+            break
+    assert target.in_flight == 0
+
+
+async def test_a_stream_whose_every_target_fails_is_a_json_error(sim, start_router):
+    _, url = await start_router(table_for(sim.url, retry={"attempts": 1}))
+    for name in ("primary", "claude", "gem"):
+        sim.set_faults(name, error_rate=1.0, error_status=500)
+    client = AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}], stream=True)
+    assert caught.value.status_code == 502
+
+
+async def test_a_zero_deadline_answers_without_any_attempt(sim, start_router):
+    _, url = await start_router(table_for(sim.url, deadline="0s"))
+    client = AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 504
+    assert sim.stats().get("primary", {}).get("requests", 0) == 0
+
+
+async def test_a_chunked_body_over_the_limit_is_a_413(sim, start_router):
+    table = table_for(sim.url)
+    table["server"] = {"maxBodyBytes": 1024}
+    _, url = await start_router(table)
+
+    async def chunks():
+        for _ in range(10):
+            yield b"x" * 512
+
+    async with aiohttp.ClientSession() as http, http.post(f"{url}/v1/chat/completions", data=chunks()) as resp:
+        assert resp.status == 413
+
+
+async def test_reloading_swaps_the_table_and_keeps_target_state(sim, start_router):
+    router, _ = await start_router(table_for(sim.url))
+    old = router.table
+    old.routes["chat"].targets[0].observe_latency(0.5)
+    new = router.load(load_table(table_for(sim.url, strategy="RoundRobin")), CredentialStore({}))
+    assert new.digest != old.digest
+    # Unchanged providers keep their state (latency, in-flight, key rotation).
+    assert new.routes["chat"].targets[0] is old.routes["chat"].targets[0]
+    metrics = router.metrics.render().decode()
+    assert f'hash="{old.digest}"' not in metrics and f'hash="{new.digest}"' in metrics
+
+
+async def test_pinned_routes_are_cached_within_bounds(sim, start_router):
+    from switchyard_router import runtime
+
+    router, _ = await start_router(table_for(sim.url))
+    table = router.table
+    assert table.resolve("primary/a") is table.resolve("primary/a")
+    assert table.resolve("nobody/x") is None
+    assert table.resolve("primary/") is None
+    for i in range(runtime.PINNED_ROUTES_CACHED + 5):
+        table.resolve(f"primary/m{i}")
+    assert len(table._pinned) == runtime.PINNED_ROUTES_CACHED
+    pinned = table.resolve("primary/m-undeclared")
+    assert pinned.targets[0].model_label == "other"
+    assert pinned.targets[0].next_key() is not None
+    keyless = load_table(one_provider("http://127.0.0.1:9/v1"))
+    from switchyard_router.runtime import CompiledTable
+
+    assert CompiledTable(keyless, CredentialStore()).routes["chat"].targets[0].next_key() is None
