@@ -60,8 +60,9 @@ class Faults:
         return asdict(self)
 
     @property
-    def is_quiet(self) -> bool:
-        return self == _QUIET
+    def is_active(self) -> bool:
+        """True when any fault is set; a provider with default Faults behaves normally."""
+        return self != _QUIET
 
 
 _QUIET = Faults()
