@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from time import perf_counter
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import aiohttp
 
@@ -25,20 +26,31 @@ from .adapters import StreamState, StreamTranslator, UpstreamRequest, Usage
 from .adapters.base import JSON
 from .backoff import retry_delay
 from .errors import ErrorKind, UpstreamError
+from .limits import exhausted_for
 from .metrics import Metrics, TargetSeries
 from .redact import Redactor
-from .runtime import CompiledRoute, TargetRuntime
+from .runtime import KEY_COOLDOWN, KEY_REVOKED_FOR, CompiledRoute, KeyRuntime, TargetRuntime
 from .selection import order_targets
 from .sse import SSEDecoder
 from .upstreams import Upstreams
 
 log = logging.getLogger("switchyard.router")
 
+# Worth another try on the same target after a backoff.
 RETRY_SAME_TARGET = frozenset(
     {ErrorKind.RATE_LIMITED, ErrorKind.OVERLOADED, ErrorKind.SERVER_ERROR, ErrorKind.CONNECTION_ERROR}
 )
+# Tell about the target's health (the circuit breaker counts them); other kinds are about the
+# request or the key.
+TARGET_FAILURES = frozenset(
+    {ErrorKind.OVERLOADED, ErrorKind.SERVER_ERROR, ErrorKind.CONNECTION_ERROR, ErrorKind.TIMEOUT}
+)
+# Tied to one key: another key of the same target may go at once.
+KEY_FAILURES = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.UNAUTHORIZED})
 
 T = TypeVar("T")
+# One attempt: (target, key, attempt timeout, request deadline) -> result.
+Attempt = Callable[[TargetRuntime, KeyRuntime, float, float], Awaitable[T]]
 
 
 @dataclass(slots=True)
@@ -66,58 +78,40 @@ class Dispatcher:
         self,
         route: CompiledRoute,
         prompt_tokens: int,
-        attempt: Callable[[TargetRuntime, float, float], Awaitable[T]],
+        attempt: Attempt[T],
     ) -> tuple[T, Served]:
-        policy = route.route
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + policy.deadline
-        per_target = policy.retry.attempts
-        max_attempts = policy.max_attempts or per_target * len(route.targets)
-        attempts = 0
-        last: UpstreamError | None = None
-        previous: TargetRuntime | None = None
-        for target in order_targets(route, prompt_tokens):
-            if previous is not None and last is not None:
-                self.metrics.fallbacks.labels(
-                    policy.name, previous.provider.name, target.provider.name, last.kind.value
-                ).inc()
-            for retry_number in range(per_target):
-                remaining = deadline - loop.time()
-                if attempts >= max_attempts or remaining <= 0:
-                    raise self._exhausted(last, policy.name)
-                attempts += 1
-                timeout = min(policy.timeout or target.provider.timeout, remaining)
-                try:
-                    return await attempt(target, timeout, deadline), Served(target, attempts)
-                except UpstreamError as err:
-                    err.message = self.redact(err.message)
-                    last = err
-                    self._record_failure(policy.name, target, err)
-                    if err.kind not in policy.fallback_on:
-                        raise
-                    if retry_number + 1 >= per_target or err.kind not in RETRY_SAME_TARGET:
-                        break
-                    delay = retry_delay(policy.retry.backoff, retry_number, err.retry_after)
-                    if delay > policy.retry.backoff.max or loop.time() + delay >= deadline:
-                        break  # waiting costs more than another target would
-                    self.metrics.retries.labels(policy.name, target.provider.name, err.kind.value).inc()
-                    await asyncio.sleep(delay)
-            previous = target
-        raise self._exhausted(last, policy.name)
+        return await _Run(self, route, prompt_tokens, attempt).execute()
 
-    def _exhausted(self, last: UpstreamError | None, route: str) -> UpstreamError:
-        if last is not None:
-            return last
-        return UpstreamError(ErrorKind.TIMEOUT, f"route {route!r} ran out of time before any attempt")
-
-    def _record_failure(self, route: str, target: TargetRuntime, err: UpstreamError) -> None:
+    def judge(
+        self, route: str, target: TargetRuntime, key: KeyRuntime, err: UpstreamError, now: float
+    ) -> None:
+        """Lay a failure where it belongs: on the key (quota, auth) or on the target (health)."""
         self.metrics.attempts.labels(route, target.provider.name, target.model_label, err.kind.value).inc()
+        kind = err.kind
+        if kind is ErrorKind.RATE_LIMITED:
+            key.rest("cooling", now + (err.retry_after if err.retry_after is not None else KEY_COOLDOWN))
+            self.metrics.key_errors.labels(target.provider.name, key.name, kind.value).inc()
+        elif kind is ErrorKind.UNAUTHORIZED:
+            key.rest("revoked", now + KEY_REVOKED_FOR)
+            self.metrics.key_errors.labels(target.provider.name, key.name, kind.value).inc()
+            log.error(
+                "provider %s refused its key %r (HTTP %s): key taken out for %gs; other keys carry on",
+                target.provider.name,
+                key.name,
+                err.status,
+                KEY_REVOKED_FOR,
+            )
+        if kind in TARGET_FAILURES:
+            target.breaker.failure(now)
+        else:
+            target.breaker.success(now)  # the provider answered: it is up, the request was the issue
         log.warning(
-            "attempt failed: route=%s provider=%s model=%s kind=%s status=%s: %s",
+            "attempt failed: route=%s provider=%s model=%s key=%s kind=%s status=%s: %s",
             route,
             target.provider.name,
             target.model,
-            err.kind.value,
+            key.name,
+            kind.value,
             err.status,
             err.message,
         )
@@ -127,18 +121,19 @@ class Dispatcher:
     async def complete(
         self, route: CompiledRoute, body: JSON, prompt_tokens: int, operation: str
     ) -> JSONResult:
-        async def attempt(target: TargetRuntime, timeout: float, deadline: float) -> JSONResult:
+        async def attempt(
+            target: TargetRuntime, key: KeyRuntime, timeout: float, deadline: float
+        ) -> JSONResult:
             adapter = target.adapter
-            key = target.next_key()
             if operation == "embeddings":
-                request = adapter.embeddings_request(target.provider, key, target.model, body)
+                request = adapter.embeddings_request(target.provider, key.value, target.model, body)
             else:
-                request = adapter.chat_request(target.provider, key, target.model, body, False)
+                request = adapter.chat_request(target.provider, key.value, target.model, body, False)
             series = self.metrics.series(
                 route.route.name, target.provider.name, target.model_label, operation
             )
             started = perf_counter()
-            status, headers, raw = await self._send(target, series, request, timeout)
+            status, headers, raw = await self._send(target, key, series, request, timeout)
             if status >= 300:
                 raise adapter.error(status, headers, raw)
             if operation == "embeddings":
@@ -148,6 +143,8 @@ class Dispatcher:
             elapsed = perf_counter() - started
             target.observe_latency(elapsed)
             series.success(elapsed, usage)
+            if usage.reported:  # the estimate was charged up front; the answer's tokens now
+                target.shared.charge(key, usage.output_tokens, time.monotonic())
             return JSONResult(out, usage, Served(target, 0))
 
         result, served = await self._run(route, prompt_tokens, attempt)
@@ -155,7 +152,12 @@ class Dispatcher:
         return result
 
     async def _send(
-        self, target: TargetRuntime, series: TargetSeries, request: UpstreamRequest, timeout: float
+        self,
+        target: TargetRuntime,
+        key: KeyRuntime,
+        series: TargetSeries,
+        request: UpstreamRequest,
+        timeout: float,
     ) -> tuple[int, dict[str, str], bytes]:
         session = self.upstreams.session(target.provider)
         target.in_flight += 1
@@ -166,6 +168,7 @@ class Dispatcher:
                     request.method, request.url, data=request.body, headers=request.headers
                 ) as response:
                     raw = await response.read()
+                    adapt_to_headers(key, response.headers)
                     headers = (
                         {k.lower(): v for k, v in response.headers.items()} if response.status >= 300 else {}
                     )
@@ -188,19 +191,152 @@ class Dispatcher:
         """Start a stream on the first target that produces a first chunk in time."""
         first_token = route.route.first_token_timeout
 
-        async def attempt(target: TargetRuntime, timeout: float, deadline: float) -> UpstreamStream:
+        async def attempt(
+            target: TargetRuntime, key: KeyRuntime, timeout: float, deadline: float
+        ) -> UpstreamStream:
             state = StreamState(model=target.model, include_usage=include_usage)
-            request = target.adapter.chat_request(
-                target.provider, target.next_key(), target.model, body, True
-            )
+            request = target.adapter.chat_request(target.provider, key.value, target.model, body, True)
             series = self.metrics.series(route.route.name, target.provider.name, target.model_label, "chat")
-            stream = UpstreamStream(target, series, target.adapter.stream(state), deadline, timeout)
+            stream = UpstreamStream(target, key, series, target.adapter.stream(state), deadline, timeout)
             await stream.open(
                 self.upstreams.session(target.provider), request, min(first_token or timeout, timeout)
             )
             return stream
 
         return await self._run(route, prompt_tokens, attempt)
+
+
+def adapt_to_headers(key: KeyRuntime, headers: Mapping[str, str]) -> None:
+    """A provider saying a quota is used up rests the key until the quota resets."""
+    wait = exhausted_for(headers, time.time())
+    if wait:
+        key.rest("cooling", time.monotonic() + wait)
+
+
+class _Run(Generic[T]):
+    """One client request's way through a route: which target, which key, how many tries."""
+
+    def __init__(
+        self, dispatcher: Dispatcher, route: CompiledRoute, prompt_tokens: int, attempt: Attempt[T]
+    ) -> None:
+        self.d = dispatcher
+        self.route = route
+        self.policy = route.route
+        self.tokens = prompt_tokens
+        self.attempt = attempt
+        self.loop = asyncio.get_running_loop()
+        self.deadline = self.loop.time() + self.policy.deadline
+        self.max_attempts = self.policy.max_attempts or self.policy.retry.attempts * len(route.targets)
+        self.attempts = 0
+        self.last: UpstreamError | None = None
+        self.previous: TargetRuntime | None = None
+        # After ContextLengthExceeded, only a target with a larger known window is worth a try.
+        self.needs_window = 0
+
+    async def execute(self) -> tuple[T, Served]:
+        skipped: list[tuple[TargetRuntime, str]] = []
+        for target in order_targets(self.route, self.tokens):
+            reason = self._skip_reason(target)
+            if reason is not None:
+                skipped.append((target, reason))
+                self.d.metrics.skipped.labels(self.policy.name, target.provider.name, reason).inc()
+                continue
+            result = await self._try(target, forced=False)
+            if result is not None:
+                return result
+        if self.attempts == 0 and skipped and self.loop.time() < self.deadline:
+            choice = self._fail_open(skipped)
+            if choice is not None:
+                result = await self._try(choice, forced=True)
+                if result is not None:
+                    return result
+        raise self._exhausted(skipped)
+
+    def _skip_reason(self, target: TargetRuntime) -> str | None:
+        window = target.context_window
+        if self.needs_window and window is not None and window <= self.needs_window:
+            return "ContextWindow"
+        return target.unavailable(self.tokens, time.monotonic())
+
+    def _fail_open(self, skipped: list[tuple[TargetRuntime, str]]) -> TargetRuntime | None:
+        """Every target was skipped: rather than refuse all traffic, try the likeliest one."""
+        too_small = [t for t, reason in skipped if reason == "ContextWindow"]
+        if len(too_small) == len(skipped):
+            # Our token count is an estimate: the provider with the largest window decides.
+            return max(too_small, key=lambda t: t.context_window or 0)
+        if not self.route.fail_open:
+            return None
+        return min((t for t, reason in skipped if reason != "ContextWindow"), key=lambda t: t.ready_at())
+
+    async def _try(self, target: TargetRuntime, *, forced: bool) -> tuple[T, Served] | None:
+        """Up to `retry.attempts` attempts on one target; None means: fall back to the next."""
+        policy = self.policy
+        if self.previous is not None and self.last is not None:
+            self.d.metrics.fallbacks.labels(
+                policy.name, self.previous.provider.name, target.provider.name, self.last.kind.value
+            ).inc()
+        self.previous = target
+        for retry_number in range(policy.retry.attempts):
+            remaining = self.deadline - self.loop.time()
+            if self.attempts >= self.max_attempts or remaining <= 0:
+                return None
+            now = time.monotonic()
+            if not target.breaker.acquire(now) and not forced:
+                return None
+            key = target.shared.take_key(self.tokens, now)
+            if key is None:
+                if not forced:
+                    target.breaker.release()
+                    return None
+                key = min(target.shared.keys, key=lambda k: k.unavailable_until)
+            self.attempts += 1
+            timeout = min(policy.timeout or target.provider.timeout, remaining)
+            try:
+                result = await self.attempt(target, key, timeout, self.deadline)
+            except UpstreamError as err:
+                err.message = self.d.redact(err.message)
+                self.last = err
+                self.d.judge(policy.name, target, key, err, time.monotonic())
+                if err.kind not in policy.fallback_on:
+                    raise
+                if err.kind is ErrorKind.CONTEXT_LENGTH_EXCEEDED:
+                    self.needs_window = max(self.needs_window, target.context_window or self.tokens)
+                    return None
+                if retry_number + 1 >= policy.retry.attempts:
+                    return None
+                if err.kind in KEY_FAILURES and target.shared.available(self.tokens, time.monotonic()):
+                    continue  # another key of this target can go right away
+                if err.kind not in RETRY_SAME_TARGET:
+                    return None
+                delay = retry_delay(policy.retry.backoff, retry_number, err.retry_after)
+                if delay > policy.retry.backoff.max or self.loop.time() + delay >= self.deadline:
+                    return None  # waiting costs more than another target would
+                self.d.metrics.retries.labels(policy.name, target.provider.name, err.kind.value).inc()
+                await asyncio.sleep(delay)
+            except BaseException:
+                target.breaker.release()  # cancelled (the client left): no verdict on the target
+                raise
+            else:
+                target.breaker.success(time.monotonic())
+                return result, Served(target, self.attempts)
+        return None
+
+    def _exhausted(self, skipped: list[tuple[TargetRuntime, str]]) -> UpstreamError:
+        if self.last is not None:
+            return self.last
+        if skipped:
+            reasons = ", ".join(f"{t.provider.name}: {reason}" for t, reason in skipped)
+            if all(reason == "ContextWindow" for _, reason in skipped):
+                return UpstreamError(
+                    ErrorKind.CONTEXT_LENGTH_EXCEEDED,
+                    f"the prompt (about {self.tokens} tokens) fits no target of route {self.policy.name!r}",
+                )
+            return UpstreamError(
+                ErrorKind.OVERLOADED, f"every target of route {self.policy.name!r} is unavailable ({reasons})"
+            )
+        return UpstreamError(
+            ErrorKind.TIMEOUT, f"route {self.policy.name!r} ran out of time before any attempt"
+        )
 
 
 def connection_error(target: TargetRuntime, exc: BaseException) -> UpstreamError:
@@ -214,12 +350,14 @@ class UpstreamStream:
     def __init__(
         self,
         target: TargetRuntime,
+        key: KeyRuntime,
         series: TargetSeries,
         translator: StreamTranslator,
         deadline: float,
         idle_timeout: float,
     ) -> None:
         self.target = target
+        self.key = key
         self.series = series
         self.translator = translator
         self.deadline = deadline
@@ -243,6 +381,7 @@ class UpstreamStream:
                 self._response = response = await session.request(
                     request.method, request.url, data=request.body, headers=request.headers
                 )
+                adapt_to_headers(self.key, response.headers)
                 if response.status >= 300:
                     raw = await response.read()
                     headers = {k.lower(): v for k, v in response.headers.items()}
@@ -304,7 +443,15 @@ class UpstreamStream:
     def succeeded(self) -> None:
         elapsed = perf_counter() - self._started
         self.target.observe_latency(elapsed)
-        self.series.success(elapsed, self.translator.usage)
+        usage = self.translator.usage
+        self.series.success(elapsed, usage)
+        if usage.reported:
+            self.target.shared.charge(self.key, usage.output_tokens, time.monotonic())
+
+    def broke(self, err: UpstreamError) -> None:
+        """A failure after the first byte still tells the breaker about the target."""
+        if err.kind in TARGET_FAILURES:
+            self.target.breaker.failure(time.monotonic())
 
     def close(self) -> None:
         if self._response is not None:

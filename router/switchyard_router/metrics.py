@@ -7,12 +7,17 @@ Labelled children are cached per target so the hot path does no label lookups.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 
 from .adapters import Usage
+from .runtime import TargetRuntime
 
 # OpenTelemetry GenAI semantic-convention buckets.
 _DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
@@ -78,6 +83,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.skipped = Counter(
+            "switchyard_skipped_targets",
+            "Targets passed over before sending (CircuitOpen, RateLimited, ContextWindow).",
+            ["route", "provider", "reason"],
+            registry=r,
+        )
         self.key_errors = Counter(
             "switchyard_key_errors",
             "Errors per provider key by kind (keys by name, never value).",
@@ -133,6 +144,10 @@ class Metrics:
             )
         return found
 
+    def watch(self, targets: Callable[[], Iterable[TargetRuntime]]) -> None:
+        """Breaker and key states, read at scrape time: nothing to update on the hot path."""
+        self.registry.register(_StateCollector(targets))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -160,3 +175,35 @@ class TargetSeries:
             self.tokens_out.inc(usage.output_tokens)
             if usage.cached_input_tokens:
                 self.tokens_cached.inc(usage.cached_input_tokens)
+
+
+class _StateCollector(Collector):
+    def __init__(self, targets: Callable[[], Iterable[TargetRuntime]]) -> None:
+        self.targets = targets
+
+    def collect(self) -> Iterator[Metric]:
+        circuit = GaugeMetricFamily(
+            "switchyard_circuit_state",
+            "Circuit breaker per target: 0 closed, 1 open, 2 half-open.",
+            labels=["provider", "model"],
+        )
+        keys = GaugeMetricFamily(
+            "switchyard_key_state",
+            "Per provider key (by credential name): 1 for its state (ok, cooling, revoked).",
+            labels=["provider", "credential", "state"],
+        )
+        now = time.monotonic()
+        seen: set[tuple[str, str]] = set()
+        for target in self.targets():
+            circuit.add_metric([target.provider.name, target.model_label], int(target.breaker.state))
+            for key in target.shared.keys:
+                if (target.provider.name, key.name) in seen:
+                    continue
+                seen.add((target.provider.name, key.name))
+                state = key.state if now < key.unavailable_until else "ok"
+                keys.add_metric([target.provider.name, key.name, state], 1)
+        yield circuit
+        yield keys
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())

@@ -52,6 +52,7 @@ class Router:
         self.dispatcher = Dispatcher(self.upstreams, self.metrics, self.redactor)
         self.table: CompiledTable | None = None
         self.max_body_bytes = max_body_bytes
+        self.metrics.watch(lambda: self.table.targets() if self.table else [])
 
     def load(self, table: RoutingTable, credentials: CredentialStore) -> CompiledTable:
         compiled = CompiledTable(table, credentials, previous=self.table)
@@ -173,6 +174,7 @@ class Router:
             # Bytes already reached the client: no fallback now, and no clean-looking end.
             outcome = err.kind.value
             err.message = self.redactor(err.message)
+            stream.broke(err)
             log.warning(
                 "stream broke after its first byte: route=%s provider=%s kind=%s: %s",
                 name,

@@ -93,6 +93,10 @@ DEFAULT_FALLBACK_ON: frozenset[ErrorKind] = frozenset(ErrorKind) - {
 }
 
 
+# A set, written sorted so that equal tables hash equal.
+ErrorKinds = Annotated[frozenset[ErrorKind], PlainSerializer(sorted, when_used="json")]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
@@ -111,16 +115,18 @@ class ModelSpec(_Model):
     pricing: Pricing | None = None
 
 
+class RateLimits(_Model):
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+
+
 class Credential(_Model):
     """One API key of a provider. `key` names an entry of the credential store, never a value."""
 
     name: str = Field(min_length=1)
     key: str = Field(min_length=1)
-
-
-class RateLimits(_Model):
-    requests_per_minute: int | None = Field(default=None, gt=0)
-    tokens_per_minute: int | None = Field(default=None, gt=0)
+    # This key's own quota, on top of the provider's.
+    limits: RateLimits = RateLimits()
 
 
 class Provider(_Model):
@@ -177,7 +183,7 @@ class Route(_Model):
     strategy: Strategy = Strategy.PRIORITY
     targets: tuple[Target, ...] = Field(min_length=1)
     retry: RetryPolicy = RetryPolicy()
-    fallback_on: frozenset[ErrorKind] = DEFAULT_FALLBACK_ON
+    fallback_on: ErrorKinds = DEFAULT_FALLBACK_ON
     # Per attempt; when unset, the provider's timeout applies.
     timeout: Duration | None = None
     # A stream that sends nothing for this long falls back (only before the client got a byte).
@@ -189,8 +195,16 @@ class Route(_Model):
 
 
 class CircuitBreakerPolicy(_Model):
+    """Per target: opens after N consecutive failures, or a failure rate over a sliding window."""
+
     consecutive_failures: int = Field(default=5, ge=1)
+    # Opens when this share of the window's requests failed (and at least minimumRequests ran).
+    failure_rate_percent: int = Field(default=50, ge=1, le=100)
+    window: Duration = 30.0
+    minimum_requests: int = Field(default=20, ge=1)
     cooldown: Duration = 30.0
+    # When every target is unavailable, try the one whose cooldown ends first rather than refuse.
+    fail_open: bool = True
 
 
 class ServerSettings(_Model):

@@ -129,8 +129,10 @@ async def test_pinned_routes_are_cached_within_bounds(sim, start_router):
     assert len(table._pinned) == runtime.PINNED_ROUTES_CACHED
     pinned = table.resolve("primary/m-undeclared")
     assert pinned.targets[0].model_label == "other"
-    assert pinned.targets[0].next_key() is not None
+    assert pinned.targets[0].shared.keys[0].value == "sk-primary-secret-0001"
     keyless = load_table(one_provider("http://127.0.0.1:9/v1"))
     from switchyard_router.runtime import CompiledTable
 
-    assert CompiledTable(keyless, CredentialStore()).routes["chat"].targets[0].next_key() is None
+    # A provider without keys still gets one slot, sending no Authorization header.
+    slot = CompiledTable(keyless, CredentialStore()).routes["chat"].targets[0].shared.keys
+    assert [(k.name, k.value) for k in slot] == [("none", None)]
