@@ -71,6 +71,11 @@ def summarize(problems: list[Problem], limit: int = 5) -> str:
     return "; ".join(lines)
 
 
+def table_fields(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values the router's table model knows (the API may run ahead of a router change)."""
+    return {k: v for k, v in values.items() if k in model.model_fields}
+
+
 def _ref(kind: str, meta: Mapping[str, Any]) -> str:
     namespace = meta.get("namespace")
     name = meta.get("name", "?")
@@ -166,7 +171,11 @@ def resolve_provider(body: Mapping[str, Any], secrets: SecretValues) -> Provider
             )
             continue
         key = credential_key(name, cred.name)
-        credentials.append(Credential(name=cred.name, key=key))
+        credentials.append(
+            Credential.model_validate(
+                table_fields(Credential, {"name": cred.name, "key": key, "limits": cred.limits.model_dump()})
+            )
+        )
         result.credentials[key] = value
     if result.problems:
         return result
@@ -342,7 +351,7 @@ def compile_policy(
                 providers=tuple(r.provider for r in resolved.values() if r.provider is not None),
                 routes=tuple(_route(route) for route in spec.routes),
                 circuit_breaker=CircuitBreakerPolicy.model_validate(
-                    spec.circuit_breaker.model_dump()
+                    table_fields(CircuitBreakerPolicy, spec.circuit_breaker.model_dump())
                 ),
                 server=ServerSettings(max_body_bytes=spec.server.max_body_bytes),
             ).model_dump(mode="json", by_alias=True)

@@ -57,8 +57,10 @@ def _duration(seconds: float | None) -> str:
     return format_duration(seconds)
 
 
-def _table_default(model: type[BaseModel], field: str) -> Any:
-    return model.model_fields[field].default
+def _table_default(model: type[BaseModel], field: str, fallback: Any = None) -> Any:
+    """The router table's default for a field (the fallback while the table lacks the field)."""
+    info = model.model_fields.get(field)
+    return fallback if info is None else info.default
 
 
 def rules(*pairs: tuple[str, str]) -> dict[str, Any]:
@@ -103,6 +105,20 @@ class SecretKeySelector(SpecModel):
     )
 
 
+class LimitsSpec(SpecModel):
+    """Client-side rate limits the router keeps under for this provider."""
+
+    requests_per_minute: int | None = Field(
+        default=None, ge=1, le=100_000_000, description="Requests per minute; unlimited when unset."
+    )
+    tokens_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000_000,
+        description="Tokens per minute; unlimited when unset.",
+    )
+
+
 class CredentialSpec(SpecModel):
     """One API key of the provider. Several keys spread load; each is referenced, never inlined."""
 
@@ -112,6 +128,11 @@ class CredentialSpec(SpecModel):
     )
     secret_key_ref: SecretKeySelector = Field(
         description="The Secret key that holds the API key value.",
+    )
+    limits: LimitsSpec = Field(
+        default_factory=LimitsSpec,
+        json_schema_extra={"default": {}},
+        description="This key's own rate limits, on top of the provider's.",
     )
 
 
@@ -148,20 +169,6 @@ class ModelEntry(SpecModel):
     )
     pricing: PricingSpec | None = Field(
         default=None, description="Prices used for spend accounting; unpriced when unset."
-    )
-
-
-class LimitsSpec(SpecModel):
-    """Client-side rate limits the router keeps under for this provider."""
-
-    requests_per_minute: int | None = Field(
-        default=None, ge=1, le=100_000_000, description="Requests per minute; unlimited when unset."
-    )
-    tokens_per_minute: int | None = Field(
-        default=None,
-        ge=1,
-        le=10_000_000_000,
-        description="Tokens per minute; unlimited when unset.",
     )
 
 
@@ -458,6 +465,28 @@ class CircuitBreakerSpec(SpecModel):
         ge=1,
         le=1000,
         description="Failures in a row that open the breaker.",
+    )
+    failure_rate_percent: int = Field(
+        default=_table_default(CircuitBreakerPolicy, "failure_rate_percent", 50),
+        ge=1,
+        le=100,
+        description="Also opens when this share of the window's requests failed "
+        "(once minimumRequests ran).",
+    )
+    window: Duration = Field(
+        default=_duration(_table_default(CircuitBreakerPolicy, "window", 30.0)),
+        description="Sliding window for the failure rate, e.g. 30s.",
+    )
+    minimum_requests: int = Field(
+        default=_table_default(CircuitBreakerPolicy, "minimum_requests", 20),
+        ge=1,
+        le=1_000_000,
+        description="Requests in the window before the failure rate counts.",
+    )
+    fail_open: bool = Field(
+        default=_table_default(CircuitBreakerPolicy, "fail_open", True),
+        description="When every target is unavailable, try the one whose cooldown ends first "
+        "rather than refuse the request.",
     )
     cooldown: Duration = Field(
         default=_duration(_table_default(CircuitBreakerPolicy, "cooldown")),

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -16,6 +17,17 @@ from switchyard_operator.kube import Kube, core_path, custom_path
 
 from .emulator import Emulator
 from .manifests import NS
+
+OPERATOR_TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A hung operator test fails in 30 s instead of stalling the suite."""
+    for item in items:
+        if OPERATOR_TESTS in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.timeout(30))
+            item.add_marker(pytest.mark.filterwarnings("ignore:read_binary is deprecated"))
+
 
 VERBS = {"get", "list", "watch", "create", "update", "patch", "delete"}
 
@@ -75,7 +87,7 @@ async def operator(api: Emulator) -> AsyncIterator[kopf.Memo]:
         await asyncio.wait_for(task, timeout=5)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
     """Poll until `check` returns a truthy value (its last AssertionError otherwise)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -30,6 +30,7 @@ def provider(
         },
     }
     body["spec"].update(spec)
+    body["spec"] = {k: v for k, v in body["spec"].items() if v is not None}  # None: leave it out
     return body
 
 

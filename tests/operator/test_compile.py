@@ -17,7 +17,7 @@ from switchyard_operator.outputs import (
     credentials_secret,
 )
 from switchyard_operator.secrets import decode_secret, encode_data, redact
-from switchyard_router.table import load_table
+from switchyard_router.table import CircuitBreakerPolicy, Credential, load_table
 
 from .manifests import policy, provider, secret
 
@@ -56,7 +56,9 @@ def test_every_table_setting_is_reachable():
     body = policy(targets=[("vllm", "m1")], strategy="Weighted", retry={"attempts": 4, "backoff": {"base": "50ms", "max": "2s"}},
                   timeout="9s", firstTokenTimeout="3s", deadline="60s", maxAttempts=6)
     body["spec"]["routes"][0]["targets"][0]["weight"] = 5
-    body["spec"]["circuitBreaker"] = {"consecutiveFailures": 7, "cooldown": "1m"}
+    prov["spec"]["credentials"][0]["limits"] = {"requestsPerMinute": 3}
+    body["spec"]["circuitBreaker"] = {"consecutiveFailures": 7, "cooldown": "1m", "failureRatePercent": 40,
+                                      "window": "20s", "minimumRequests": 9, "failOpen": False}
     body["spec"]["server"] = {"maxBodyBytes": 1234}
     result = compile_policy(body, {"vllm": prov}, KEYS)
     assert result.ok, result.problems
@@ -69,7 +71,13 @@ def test_every_table_setting_is_reachable():
     assert (r.strategy, r.targets[0].weight, r.retry.attempts, r.retry.backoff.base, r.retry.backoff.max) == (
         "Weighted", 5, 4, 0.05, 2.0)
     assert (r.timeout, r.first_token_timeout, r.deadline, r.max_attempts) == (9.0, 3.0, 60.0, 6)
-    assert (table.circuit_breaker.consecutive_failures, table.circuit_breaker.cooldown) == (7, 60.0)
+    breaker = table.circuit_breaker
+    assert (breaker.consecutive_failures, breaker.cooldown) == (7, 60.0)
+    if "failure_rate_percent" in CircuitBreakerPolicy.model_fields:  # the router's newer breaker
+        assert (breaker.failure_rate_percent, breaker.window, breaker.minimum_requests, breaker.fail_open) == (
+            40, 20.0, 9, False)
+    if "limits" in Credential.model_fields:
+        assert p.credentials[0].limits.requests_per_minute == 3
     assert table.server.max_body_bytes == 1234
     assert describe_chains(table) == ["chat (Weighted): vllm/m1 (weight 5)"]
 

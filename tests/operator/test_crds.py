@@ -111,7 +111,7 @@ INVALID = {
     "duplicate target": (lambda: policy(targets=[("a", "x"), ("a", "x")]), "only once"),
     "duplicate route": (_duplicate_route, "unique"),
     "duplicate credential": (_duplicate_credential, "unique"),
-    "compatible without baseURL": (lambda: provider(type_="openai-compatible"), "baseURL"),
+    "compatible without baseURL": (lambda: provider(type_="openai-compatible", baseURL=None), "baseURL"),
     "completion probe without model": (
         lambda: provider(healthCheck={"mode": "Completion"}), "healthCheck.model"),
     "auth header": (lambda: provider(headers={"Authorization": "Bearer x"}), "credential"),

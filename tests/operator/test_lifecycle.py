@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 
 import yaml
 from switchyard_operator.kube import core_path, custom_path
@@ -26,7 +27,8 @@ async def test_create_compiles_configmap_secret_and_status(api, kube, operator):
 
     cm = await eventually(lambda: kube.get(cm_path("chat")))
     table = yaml.safe_load(cm["data"][TABLE_KEY])
-    assert table["providers"][0]["credentials"] == [{"name": "primary", "key": "openai.primary"}]
+    cred = table["providers"][0]["credentials"][0]
+    assert (cred["name"], cred["key"]) == ("primary", "openai.primary")
     pol = await kube.get(policy_path("chat"))
     assert cm["metadata"]["annotations"][HASH_ANNOTATION]
     owner = cm["metadata"]["ownerReferences"][0]
@@ -182,3 +184,33 @@ async def test_deleted_output_is_rewritten(api, kube, operator):
         return await kube.get(cm_path("one")) and await kube.get(creds_path("one"))
 
     await eventually(back)
+
+
+def writes(api, since=0):
+    """Writes to ConfigMaps, Secrets and policy status after request number `since`."""
+    out = []
+    for request in list(api)[since:]:
+        path = request.url.path
+        if request.method in ("POST", "PATCH", "PUT") and (
+            "/configmaps" in path or ("/secrets" in path and "keys" not in path) or "routingpolicies/" in path
+        ):
+            out.append(f"{request.method.value} {path}")
+    return out
+
+
+async def test_an_unchanged_result_writes_nothing(api, kube, operator):
+    from switchyard_operator.reconcile import on_secret_changed, reconcile_policy, reconcile_provider
+
+    await setup_two_policies(kube)
+    await eventually(lambda: _observed(kube, "one", 1))
+    rt = operator.runtime
+    log = logging.getLogger("test")
+    since = len(list(api))
+    result = await reconcile_policy(rt, NS, "one", log)
+    assert result.ok
+    assert await reconcile_provider(rt, NS, "a", log) is True
+    assert await on_secret_changed(rt, NS, "keys-a", log) == ["one"]
+    assert writes(api, since) == []
+    assert "POST /api/v1/namespaces/team/configmaps" in writes(api)  # the probe sees writes
+    assert await reconcile_policy(rt, NS, "absent", log) is None
+    assert await reconcile_provider(rt, NS, "absent", log) is None
