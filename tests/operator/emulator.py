@@ -89,6 +89,11 @@ class Emulator(KubernetesEmulator):
             if obj is not None and any(ref.get("uid") == uid for ref in refs):
                 await self._delete(key)
 
+    def _any_uid(self, uids: set[str | None]) -> bool:
+        return any(
+            (self._live(key) or {}).get("metadata", {}).get("uid") in uids for key in list(self.objects)
+        )
+
     @staticmethod
     def _normalize_secret(res: resource, obj: JSON) -> None:
         if res.plural == "secrets" and obj.get("stringData"):
@@ -120,6 +125,9 @@ class Emulator(KubernetesEmulator):
             obj.pop("status", None)
         self._normalize_secret(res, obj)
         await self._store(key, obj, "ADDED")
+        owners = {ref.get("uid") for ref in meta.get("ownerReferences") or []}
+        if owners and not self._any_uid(owners):
+            await self._delete(key)  # the garbage collector removes dependents of absent owners
         return 201, obj
 
     async def _update(self, request: Request, replace: bool) -> tuple[int, JSON]:

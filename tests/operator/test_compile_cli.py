@@ -111,3 +111,10 @@ def test_warnings_go_to_stderr(tmp_path, capsys):
     write(tmp_path, "p.yaml", provider(), secret(OPENAI_API_KEY="k"), policy(targets=[("openai", "unlisted")]))
     assert main(["-f", str(tmp_path)]) == 0
     assert "warning:" in capsys.readouterr().err
+
+
+def test_the_switchyard_dispatcher_routes_compile(capsys):
+    from switchyard_cli import main as switchyard
+
+    assert switchyard(["compile", "-f", str(ROOT / "samples")]) == 0
+    assert "chatbot-routes" in capsys.readouterr().out
