@@ -7,6 +7,7 @@ A test helper: jsonschema checks the openAPIV3Schema, cel-python evaluates each
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import celpy
@@ -17,6 +18,12 @@ from switchyard_operator import crdgen
 _ENV = celpy.Environment()
 
 
+@functools.cache
+def _program(rule: str) -> Any:
+    return _ENV.program(_ENV.compile(rule))
+
+
+@functools.cache
 def crd_schemas() -> dict[str, dict[str, Any]]:
     """kind -> openAPIV3Schema, read from the generated YAML (what `kubectl apply` installs)."""
     out = {}
@@ -43,7 +50,7 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
 def cel_errors(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
     errors = []
     for rule in schema.get("x-kubernetes-validations", []):
-        program = _ENV.program(_ENV.compile(rule["rule"]))
+        program = _program(rule["rule"])
         result = program.evaluate({"self": celpy.json_to_cel(value)})
         if result is not True and not (isinstance(result, celpy.celtypes.BoolType) and result):
             errors.append(f"{path or '<root>'}: {rule['message']}")
@@ -61,7 +68,7 @@ def cel_errors(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
 
 def admission_errors(manifest: dict[str, Any]) -> list[str]:
     """Every reason the API server would refuse this custom resource (empty: accepted)."""
-    schema = crd_schemas()[manifest["kind"]]
+    schema = copy.deepcopy(crd_schemas()[manifest["kind"]])
     obj = apply_defaults(schema, manifest)
     validator = jsonschema.Draft202012Validator(schema)
     errors = [
