@@ -1,15 +1,17 @@
 """The admin API under /_sim: faults and counters, changed at run time over HTTP.
 
-GET    /_sim/health               {"status": "ok"}
-GET    /_sim/faults               {name: faults, ...}
-GET    /_sim/faults/{name}        faults (404 when none are set)
-PUT    /_sim/faults/{name}        replace: fields left out take their defaults
-PATCH  /_sim/faults/{name}        update: fields left out keep their value
-DELETE /_sim/faults/{name}        clear one provider's faults
-DELETE /_sim/faults               clear all faults
-GET    /_sim/stats                {name: counters, ...}
-GET    /_sim/stats/{name}         one provider's counters
-POST   /_sim/reset                clear faults, counters and recorded requests
+    GET    /_sim/health               {"status": "ok"}
+    GET    /_sim/faults               {name: faults, ...}
+    DELETE /_sim/faults               clear all faults
+    GET    /_sim/faults/{name}        faults (404 when none are set)
+    PUT    /_sim/faults/{name}        replace: fields left out take their defaults
+    PATCH  /_sim/faults/{name}        update: fields left out keep their value
+    DELETE /_sim/faults/{name}        clear one provider's faults
+    GET    /_sim/stats                {name: counters, ...}
+    GET    /_sim/stats/{name}         one provider's counters
+    POST   /_sim/reset                clear faults, counters and recorded requests
+
+Errors are {"error": "..."} with 400 (bad faults), 404 (unknown path) or 405 (wrong method).
 """
 
 from __future__ import annotations
@@ -26,63 +28,60 @@ if TYPE_CHECKING:
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
+    return web.Response(status=status, body=orjson.dumps(data), headers={"Content-Type": "application/json"})
 
 
-async def _faults_body(request: web.Request) -> Any:
-    try:
-        return orjson.loads(await request.read() or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise ValueError("body is not valid JSON") from exc
+class AdminApi:
+    def __init__(self, sim: Simulator) -> None:
+        self._sim = sim
 
+    async def handle(self, request: web.BaseRequest) -> web.Response:
+        parts = request.path.split("/")[2:]  # "", "_sim", ...
+        method = request.method
+        sim = self._sim
+        if len(parts) == 1 and parts[0] in _ALLOWED:
+            if method not in _ALLOWED[parts[0]]:
+                return _json({"error": f"{method} not allowed here"}, 405)
+            if parts[0] == "health":
+                return _json({"status": "ok"})
+            if parts[0] == "stats":
+                return _json(sim.stats())
+            if parts[0] == "reset":
+                sim.reset()
+                return _json({"ok": True})
+            if method == "DELETE":
+                sim.clear_faults()
+                return _json({"ok": True})
+            return _json({name: faults.to_json() for name, faults in sim.all_faults().items()})
+        if len(parts) == 2 and parts[1] and parts[0] in ("faults", "stats"):
+            name = parts[1]
+            if parts[0] == "stats":
+                return _json(sim.stats(name)) if method == "GET" else _json({"error": "GET only"}, 405)
+            return await self._faults(request, name)
+        return _json({"error": f"no admin endpoint {request.path}"}, 404)
 
-def admin_routes(sim: Simulator) -> list[web.RouteDef]:
-    async def health(request: web.Request) -> web.Response:
-        return _json({"status": "ok"})
-
-    async def list_faults(request: web.Request) -> web.Response:
-        return _json({name: faults.to_json() for name, faults in sim.all_faults().items()})
-
-    async def get_faults(request: web.Request) -> web.Response:
-        faults = sim.get_faults(request.match_info["name"])
-        if faults is None:
-            return _json({"error": "no faults set"}, 404)
-        return _json(faults.to_json())
-
-    async def put_faults(request: web.Request) -> web.Response:
-        name = request.match_info["name"]
+    async def _faults(self, request: web.BaseRequest, name: str) -> web.Response:
+        sim = self._sim
+        if request.method == "GET":
+            faults = sim.get_faults(name)
+            return _json(faults.to_json()) if faults else _json({"error": "no faults set"}, 404)
+        if request.method == "DELETE":
+            sim.clear_faults(name)
+            return _json({"ok": True})
+        if request.method not in ("PUT", "PATCH"):
+            return _json({"error": f"{request.method} not allowed here"}, 405)
         try:
-            data = await _faults_body(request)
-            if request.method == "PATCH":
-                current = sim.get_faults(name)
-                faults = sim.set_faults(name, Faults.from_mapping(data, base=current))
-            else:
-                faults = sim.set_faults(name, Faults.from_mapping(data))
-        except (ValueError, TypeError) as exc:
+            data = orjson.loads(await request.read() or b"{}")
+            base = sim.get_faults(name) if request.method == "PATCH" else None
+            faults = sim.set_faults(name, Faults.from_mapping(data, base=base))
+        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
             return _json({"error": str(exc)}, 400)
         return _json(faults.to_json())
 
-    async def delete_faults(request: web.Request) -> web.Response:
-        sim.clear_faults(request.match_info.get("name"))
-        return _json({"ok": True})
 
-    async def stats(request: web.Request) -> web.Response:
-        name = request.match_info.get("name")
-        return _json(sim.stats(name))
-
-    async def reset(request: web.Request) -> web.Response:
-        sim.reset()
-        return _json({"ok": True})
-
-    return [
-        web.get("/_sim/health", health),
-        web.get("/_sim/faults", list_faults),
-        web.delete("/_sim/faults", delete_faults),
-        web.get("/_sim/faults/{name}", get_faults),
-        web.put("/_sim/faults/{name}", put_faults),
-        web.patch("/_sim/faults/{name}", put_faults),
-        web.delete("/_sim/faults/{name}", delete_faults),
-        web.get("/_sim/stats", stats),
-        web.get("/_sim/stats/{name}", stats),
-        web.post("/_sim/reset", reset),
-    ]
+_ALLOWED = {
+    "health": ("GET",),
+    "faults": ("GET", "DELETE"),
+    "stats": ("GET",),
+    "reset": ("POST",),
+}

@@ -46,10 +46,10 @@ class AnthropicFamily(Family):
     name = "anthropic"
     key_headers = ("x-api-key", "authorization")
 
-    def response_headers(self) -> dict[str, str] | None:
+    def response_headers(self) -> dict[str, str]:
         return {"request-id": self.ids.make("req_011C", 20)}
 
-    def api_key(self, request: web.Request) -> tuple[str | None, bool]:
+    def api_key(self, request: web.BaseRequest) -> tuple[str | None, bool]:
         key = request.headers.get("x-api-key")
         if key:
             return key, False

@@ -53,7 +53,7 @@ class GeminiFamily(Family):
     name = "gemini"
     key_headers = ("x-goog-api-key",)
 
-    def api_key(self, request: web.Request) -> tuple[str | None, bool]:
+    def api_key(self, request: web.BaseRequest) -> tuple[str | None, bool]:
         in_url = request.query.get("key")
         # The header wins when both are sent, but a key in the URL is still counted: it leaks
         # into access logs, which is what `key_in_url` lets tests prove a router never does.

@@ -8,7 +8,6 @@ param, code}}.
 from __future__ import annotations
 
 import base64
-import time
 from http import HTTPStatus
 from typing import Any
 
@@ -41,10 +40,10 @@ class OpenAIFamily(Family):
     name = "openai"
     key_headers = ("authorization",)
 
-    def response_headers(self) -> dict[str, str] | None:
-        return {"x-request-id": self.ids.make("req_", 32)}
+    def response_headers(self) -> dict[str, str]:
+        return self._headers()
 
-    def api_key(self, request: web.Request) -> tuple[str | None, bool]:
+    def api_key(self, request: web.BaseRequest) -> tuple[str | None, bool]:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -224,7 +223,7 @@ def chat_completions(call: Call) -> Reply:
         raise BadRequest("Missing required parameter: 'messages'.", param="messages")
     ans = answer(call.provider, model, _prompt(body, messages))
     completion_id = call.ids.make("chatcmpl-", 29)
-    created = int(time.time())
+    created = call.created
     tool_call_id = call.ids.make("call_", 24) if ans.tool_name is not None else ""
     arguments = orjson.dumps(ans.tool_args).decode() if ans.tool_name is not None else ""
     if body.get("stream") is True:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -30,12 +30,17 @@ class BadRequest(Exception):
         self.status = status
 
 
+class IdSource(Protocol):
+    def make(self, prefix: str, length: int) -> str: ...
+
+
 @dataclass(slots=True)
 class Call:
     provider: str  # the path prefix, e.g. "primary"
     body: JSON  # the parsed JSON body ({} for GET)
-    request: web.Request
-    ids: IdMaker
+    request: web.BaseRequest
+    ids: IdSource
+    created: int  # the Unix time answers report
     path_model: str | None = None  # Gemini puts the model in the path
     stream: bool = False  # Gemini chooses streaming by path
 
@@ -62,12 +67,12 @@ class Family(ABC):
     def __init__(self, ids: IdMaker) -> None:
         self.ids = ids
 
-    def response_headers(self) -> dict[str, str] | None:
-        """Headers every answer carries, such as a request id."""
-        return None
+    def response_headers(self) -> dict[str, str]:
+        """Headers every answer carries, such as a request id (a new dict each time)."""
+        return {}
 
     @abstractmethod
-    def api_key(self, request: web.Request) -> tuple[str | None, bool]:
+    def api_key(self, request: web.BaseRequest) -> tuple[str | None, bool]:
         """The API key and whether it came in the URL."""
 
     @abstractmethod
