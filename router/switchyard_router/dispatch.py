@@ -276,7 +276,8 @@ class _Run(Generic[T]):
                 policy.name, self.previous.provider.name, target.provider.name, self.last.kind.value
             ).inc()
         self.previous = target
-        for retry_number in range(policy.retry.attempts):
+        retry_number = 0
+        while True:
             remaining = self.deadline - self.loop.time()
             if self.attempts >= self.max_attempts or remaining <= 0:
                 return None
@@ -302,24 +303,29 @@ class _Run(Generic[T]):
                 if err.kind is ErrorKind.CONTEXT_LENGTH_EXCEEDED:
                     self.needs_window = max(self.needs_window, target.context_window or self.tokens)
                     return None
-                if retry_number + 1 >= policy.retry.attempts:
-                    return None
-                if err.kind in KEY_FAILURES and target.shared.available(self.tokens, time.monotonic()):
-                    continue  # another key of this target can go right away
-                if err.kind not in RETRY_SAME_TARGET:
-                    return None
-                delay = retry_delay(policy.retry.backoff, retry_number, err.retry_after)
-                if delay > policy.retry.backoff.max or self.loop.time() + delay >= self.deadline:
-                    return None  # waiting costs more than another target would
-                self.d.metrics.retries.labels(policy.name, target.provider.name, err.kind.value).inc()
-                await asyncio.sleep(delay)
+                retry_number += 1
+                if retry_number < policy.retry.attempts and await self._again(target, err, retry_number):
+                    continue
+                return None
             except BaseException:
                 target.breaker.release()  # cancelled (the client left): no verdict on the target
                 raise
-            else:
-                target.breaker.success(time.monotonic())
-                return result, Served(target, self.attempts)
-        return None
+            target.breaker.success(time.monotonic())
+            return result, Served(target, self.attempts)
+
+    async def _again(self, target: TargetRuntime, err: UpstreamError, retry_number: int) -> bool:
+        """Whether to try the same target again, after waiting if that is worth it."""
+        if err.kind in KEY_FAILURES and target.shared.available(self.tokens, time.monotonic()):
+            return True  # another key of this target can go right away
+        if err.kind not in RETRY_SAME_TARGET:
+            return False
+        backoff = self.policy.retry.backoff
+        delay = retry_delay(backoff, retry_number - 1, err.retry_after)
+        if delay > backoff.max or self.loop.time() + delay >= self.deadline:
+            return False  # waiting costs more than another target would
+        self.d.metrics.retries.labels(self.policy.name, target.provider.name, err.kind.value).inc()
+        await asyncio.sleep(delay)
+        return True
 
     def _exhausted(self, skipped: list[tuple[TargetRuntime, str]]) -> UpstreamError:
         if self.last is not None:

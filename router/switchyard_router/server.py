@@ -163,13 +163,16 @@ class Router:
                 status=err.client_status(), body=err.client_body(), content_type="application/json"
             )
         response = web.StreamResponse(headers={**_SSE_HEADERS, **_served_headers(name, served)})
-        outcome = "ok"
+        # A client that hangs up cancels this handler (handler_cancellation): that is the outcome
+        # recorded unless the stream ends one way or the other.
+        outcome = "ClientGone"
         try:
             await response.prepare(request)
             await response.write(stream.first)
             async for frames in stream.rest():
                 await response.write(frames)
             stream.succeeded()
+            outcome = "ok"
         except UpstreamError as err:
             # Bytes already reached the client: no fallback now, and no clean-looking end.
             outcome = err.kind.value
@@ -183,11 +186,9 @@ class Router:
                 err.message,
             )
             await _write_quietly(response, b"data: " + err.client_body() + b"\n\n")
-        except (ConnectionResetError, OSError):
-            outcome = "ClientGone"
         finally:
             stream.close()
-        self.metrics.requests.labels(name, outcome).inc()
+            self.metrics.requests.labels(name, outcome).inc()
         return response
 
     async def models(self, request: web.Request) -> web.Response:

@@ -36,6 +36,17 @@ async def test_invalid_env_stops_start_up_with_one_clear_message(tmp_path: Path)
     assert b"PRIMARY_PROVIDER='openia' is invalid: expected one of openai, anthropic" in err
 
 
+async def test_dotenv_in_the_working_directory_is_read_by_default(tmp_path: Path):
+    (tmp_path / ".env").write_text("PRIMARY_PROVIDER=groq\nGROQ_API_KEY=gsk-x\nPROVIDER_TIMEOUT=never\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchyard_router", cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert b"PROVIDER_TIMEOUT='never' is invalid" in err
+
+
 async def test_invalid_table_file_names_the_field(tmp_path: Path):
     config = tmp_path / "t.yaml"
     config.write_text(yaml.safe_dump({"providers": [{"name": "x", "type": "nope"}]}))

@@ -50,7 +50,9 @@ def one_provider(base_url: str, **route) -> dict:
 async def test_a_stream_that_stalls_after_its_first_byte_ends_with_an_error(stalling_upstream, start_router):
     router, url = await start_router(one_provider(stalling_upstream, timeout="300ms"), {})
     client = AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
-    stream = await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}], stream=True)
+    stream = await client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "x"}], stream=True
+    )
     with pytest.raises(openai.APIError, match="stalled"):
         async for _ in stream:
             pass
@@ -70,6 +72,9 @@ async def test_a_client_that_leaves_mid_stream_frees_the_upstream(stalling_upstr
         if target.in_flight == 0:
             break
     assert target.in_flight == 0
+    assert (
+        'switchyard_requests_total{outcome="ClientGone",route="chat"} 1.0' in router.metrics.render().decode()
+    )
 
 
 async def test_a_stream_whose_every_target_fails_is_a_json_error(sim, start_router):
@@ -78,7 +83,9 @@ async def test_a_stream_whose_every_target_fails_is_a_json_error(sim, start_rout
         sim.set_faults(name, error_rate=1.0, error_status=500)
     client = AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
     with pytest.raises(openai.APIStatusError) as caught:
-        await client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}], stream=True)
+        await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "x"}], stream=True
+        )
     assert caught.value.status_code == 502
 
 
@@ -100,7 +107,10 @@ async def test_a_chunked_body_over_the_limit_is_a_413(sim, start_router):
         for _ in range(10):
             yield b"x" * 512
 
-    async with aiohttp.ClientSession() as http, http.post(f"{url}/v1/chat/completions", data=chunks()) as resp:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/v1/chat/completions", data=chunks()) as resp,
+    ):
         assert resp.status == 413
 
 
@@ -136,3 +146,39 @@ async def test_pinned_routes_are_cached_within_bounds(sim, start_router):
     # A provider without keys still gets one slot, sending no Authorization header.
     slot = CompiledTable(keyless, CredentialStore()).routes["chat"].targets[0].shared.keys
     assert [(k.name, k.value) for k in slot] == [("none", None)]
+
+
+async def test_a_reload_that_lowers_the_body_limit_applies_to_chunked_bodies(sim, start_router):
+    router, url = await start_router(table_for(sim.url))
+    smaller = table_for(sim.url)
+    smaller["server"] = {"maxBodyBytes": 100}
+    router.load(load_table(smaller), CredentialStore({}))
+
+    async def chunks():
+        yield b'{"model": "chat", "messages": [{"role": "user", "content": "'
+        yield b"x" * 200
+        yield b'"}]}'
+
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/v1/chat/completions", data=chunks()) as resp,
+    ):
+        assert resp.status == 413
+
+
+async def test_a_client_leaving_a_half_open_trial_frees_it(sim, start_router):
+    table = table_for(sim.url, retry={"attempts": 1}, timeout="5s")
+    table["circuitBreaker"] = {"consecutiveFailures": 1, "cooldown": "1ms"}
+    router, url = await start_router(table)
+    breaker = router.table.routes["chat"].targets[0].breaker
+    breaker.trip(0)  # open, cooldown already over: the next request is the half-open trial
+    sim.set_faults("primary", hang_rate=1.0)
+    async with aiohttp.ClientSession() as http:
+        body = {"model": "chat", "messages": [{"role": "user", "content": "x"}]}
+        with pytest.raises(asyncio.TimeoutError):
+            await http.post(f"{url}/v1/chat/completions", json=body, timeout=aiohttp.ClientTimeout(total=0.3))
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if not breaker.trial_taken:
+            break
+    assert not breaker.trial_taken  # the next request may try again

@@ -235,3 +235,44 @@ async def test_a_prompt_that_fits_no_window_still_tries_the_largest(sim, start_r
     with pytest.raises(openai.BadRequestError) as caught:
         await served_by(client, messages=[{"role": "user", "content": "z" * 400}])
     assert caught.value.code == "context_length_exceeded"
+
+
+async def test_a_retry_blocked_by_the_providers_quota_falls_back(sim, start_router):
+    table = table_for(sim.url)
+    table["providers"][0]["limits"] = {"requestsPerMinute": 1}
+    _, client = await open_client(start_router, table)
+    sim.set_faults("primary", error_rate=1.0, error_status=500)
+    assert await served_by(client) == "claude"
+    assert count(sim, "primary") == 1  # the retry found the quota spent and moved on
+
+
+async def test_a_lone_cooling_key_is_still_tried_when_failing_open(per_key_upstream, start_router):
+    url, seen = per_key_upstream
+    table = {
+        "providers": [
+            {
+                "name": "up",
+                "type": "openai-compatible",
+                "baseURL": url,
+                "credentials": [{"name": "a", "key": "a"}],
+            }
+        ],
+        "routes": [{"name": "chat", "targets": [{"provider": "up", "model": "m"}]}],
+    }
+    _, client = await open_client(start_router, table, {"a": "sk-key-a-1111"})
+    for _ in range(2):
+        with pytest.raises(openai.RateLimitError):
+            await served_by(client)
+    assert seen == ["1111", "1111"]  # skipped as rate limited, then tried anyway: fail open
+
+
+async def test_a_prompt_that_fits_nothing_and_no_time_left_is_a_context_error(sim, start_router):
+    table = table_for(sim.url, deadline="0s")
+    for i in range(3):
+        table["providers"][i]["models"] = [
+            {"name": table["routes"][0]["targets"][i]["model"], "contextWindow": 10}
+        ]
+    _, client = await open_client(start_router, table)
+    with pytest.raises(openai.BadRequestError) as caught:
+        await served_by(client, messages=[{"role": "user", "content": "z" * 400}])
+    assert caught.value.code == "context_length_exceeded"
