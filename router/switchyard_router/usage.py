@@ -1,0 +1,152 @@
+"""Spend that adds up: cumulative usage per (provider, model, month), reported whole.
+
+Each router process is one incarnation (a random id). It never sends deltas: every report is the
+full cumulative snapshot since the process started, numbered by a sequence. Whoever aggregates
+keeps, per incarnation, the last snapshot it folded in, so a repeated or replayed report adds
+nothing and a lost one is made up by the next. The last report on a graceful stop is marked final.
+A process killed without warning loses at most what it served since its last report.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+from .adapters import Usage
+from .table import Pricing
+
+MILLION = Decimal(1_000_000)
+USD = Annotated[Decimal, PlainSerializer(str, when_used="json")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class UsageCounter(_Model):
+    provider: str
+    model: str
+    period: str  # the calendar month in UTC, "2026-11"
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: USD = Field(default=Decimal(0), alias="costUSD")
+    # Served, but without a usable price or usage: counted here, never as zero cost.
+    unpriced_requests: int = 0
+
+
+class UsageReport(_Model):
+    """What a router sends: its whole cumulative usage, never a delta."""
+
+    incarnation: str
+    sequence: int
+    final: bool = False
+    pod: str | None = None
+    namespace: str | None = None
+    policy: str | None = None
+    table_hash: str | None = None
+    started_at: datetime
+    reported_at: datetime
+    counters: list[UsageCounter] = Field(default_factory=list)
+
+
+def period_of(moment: datetime) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def cost_of(usage: Usage, pricing: Pricing | None) -> Decimal | None:
+    """USD for one answer, exact in Decimal; None when it cannot be priced."""
+    if pricing is None or not usage.reported:
+        return None
+    cached = min(usage.cached_input_tokens, usage.input_tokens)
+    cached_price = pricing.cached_input_per_million_tokens
+    if cached_price is None:
+        cached, cached_price = 0, Decimal(0)
+    fresh = usage.input_tokens - cached
+    total = (
+        fresh * pricing.input_per_million_tokens
+        + cached * cached_price
+        + usage.output_tokens * pricing.output_per_million_tokens
+    )
+    return total / MILLION
+
+
+@dataclass(slots=True)
+class _Totals:
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    unpriced: int = 0
+
+
+class UsageLedger:
+    """This process's cumulative counters; `snapshot()` is the report to send."""
+
+    def __init__(self, *, policy: str | None = None) -> None:
+        self.incarnation = uuid.uuid4().hex
+        self.started_at = datetime.now(UTC)
+        self.sequence = 0
+        self.policy = policy or os.environ.get("SWITCHYARD_POLICY") or None
+        self.pod = os.environ.get("POD_NAME") or socket.gethostname()
+        self.namespace = os.environ.get("POD_NAMESPACE") or None
+        self._totals: dict[tuple[str, str, str], _Totals] = {}
+
+    def record(self, provider: str, model: str, usage: Usage, pricing: Pricing | None) -> Decimal | None:
+        """Count one served answer; returns its cost (None when unpriced)."""
+        key = (provider, model, period_of(datetime.now(UTC)))
+        totals = self._totals.get(key)
+        if totals is None:
+            totals = self._totals[key] = _Totals()
+        totals.requests += 1
+        totals.input_tokens += usage.input_tokens
+        totals.output_tokens += usage.output_tokens
+        totals.cached_input_tokens += usage.cached_input_tokens
+        totals.reasoning_tokens += usage.reasoning_tokens
+        cost = cost_of(usage, pricing)
+        if cost is None:
+            totals.unpriced += 1
+        else:
+            totals.cost += cost
+        return cost
+
+    def snapshot(self, *, table_hash: str | None, final: bool = False) -> UsageReport:
+        self.sequence += 1
+        return UsageReport(
+            incarnation=self.incarnation,
+            sequence=self.sequence,
+            final=final,
+            pod=self.pod,
+            namespace=self.namespace,
+            policy=self.policy,
+            table_hash=table_hash,
+            started_at=self.started_at,
+            reported_at=datetime.now(UTC),
+            counters=[
+                UsageCounter(
+                    provider=provider,
+                    model=model,
+                    period=period,
+                    requests=t.requests,
+                    input_tokens=t.input_tokens,
+                    output_tokens=t.output_tokens,
+                    cached_input_tokens=t.cached_input_tokens,
+                    reasoning_tokens=t.reasoning_tokens,
+                    cost_usd=t.cost,
+                    unpriced_requests=t.unpriced,
+                )
+                for (provider, model, period), t in sorted(self._totals.items())
+            ],
+        )
