@@ -2,7 +2,8 @@
 
 One request goes: resolve family and endpoint -> count it -> latency -> hang/reset dice ->
 authentication -> JSON body -> rate-limit burst and error dice -> endpoint (pure) ->
-context window -> answer, possibly cut. Requests to a provider without faults skip every dice.
+context window -> answer, possibly cut. A provider without faults skips every die, and its
+repeated requests are answered from rendered templates (see templates.py).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class Simulator:
         self._faults: dict[str, FaultState] = {}
         self._stats: dict[str, ProviderStats] = {}
         self._last: dict[str, tuple[Any, ...]] = {}
-        self._closing = asyncio.Event()
+        self._closing: asyncio.Event | None = None  # made in start(): an Event belongs to a loop
         self._runner: web.ServerRunner | None = None
         self._admin = AdminApi(self)
         self._templates = TemplateCache()
@@ -138,7 +139,7 @@ class Simulator:
         """Serve on host:port (0 picks a free port); returns the base URL, e.g. http://127.0.0.1:PORT."""
         if self._runner is not None:
             raise RuntimeError("simulator already started")
-        self._closing.clear()
+        self._closing = asyncio.Event()
         loop = asyncio.get_running_loop()
 
         def make_request(
@@ -176,7 +177,8 @@ class Simulator:
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        self._closing.set()  # wakes hung requests so shutdown does not wait for them
+        if self._closing is not None:
+            self._closing.set()  # wakes hung requests so shutdown does not wait for them
         await runner.cleanup()
 
     async def __aenter__(self) -> Simulator:
@@ -403,8 +405,10 @@ class Simulator:
     async def _hang(self, request: web.BaseRequest, stats: ProviderStats) -> web.StreamResponse:
         """Never answer. Ends when the client leaves (handler cancelled), on stop, or at 600 s."""
         stats.record_outcome(HANG)
+        closing = self._closing
+        assert closing is not None  # requests only arrive between start() and stop()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), HANG_LIMIT_S)
+            await asyncio.wait_for(closing.wait(), HANG_LIMIT_S)
         return _abort(request)
 
 

@@ -208,3 +208,33 @@ async def test_python_api(sim: Simulator) -> None:
     assert sim.all_faults() == {}
     assert sim.stats("nobody")["requests"] == 0
     assert sim.last_request("nobody") is None
+
+
+def test_one_simulator_restarts_across_event_loops() -> None:
+    import asyncio
+
+    import aiohttp
+
+    sim = Simulator()
+
+    async def once() -> int:
+        await sim.start()
+        try:
+            sim.set_faults("p", hang_rate=1.0)
+            async with aiohttp.ClientSession() as http:
+                try:
+                    async with http.post(
+                        sim.base_url("p") + "/chat/completions",
+                        json=CHAT,
+                        headers=openai_headers(),
+                        timeout=aiohttp.ClientTimeout(total=0.1),
+                    ):
+                        pass
+                except TimeoutError:
+                    pass
+            return int(sim.stats("p")["status"]["hang"])
+        finally:
+            await sim.stop()
+
+    assert asyncio.run(once()) == 1
+    assert asyncio.run(once()) == 2  # a second loop: counters kept, nothing bound to the first
