@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from time import perf_counter
 from typing import Generic, TypeVar
 
@@ -33,6 +34,7 @@ from .runtime import KEY_COOLDOWN, KEY_REVOKED_FOR, CompiledRoute, KeyRuntime, T
 from .selection import order_targets
 from .sse import SSEDecoder
 from .upstreams import Upstreams
+from .usage import UsageLedger
 
 log = logging.getLogger("switchyard.router")
 
@@ -65,14 +67,18 @@ class Served:
 class JSONResult:
     body: bytes
     usage: Usage
+    cost: Decimal | None
     served: Served
 
 
 class Dispatcher:
-    def __init__(self, upstreams: Upstreams, metrics: Metrics, redactor: Redactor) -> None:
+    def __init__(
+        self, upstreams: Upstreams, metrics: Metrics, redactor: Redactor, ledger: UsageLedger
+    ) -> None:
         self.upstreams = upstreams
         self.metrics = metrics
         self.redact = redactor
+        self.ledger = ledger
 
     async def _run(
         self,
@@ -140,12 +146,8 @@ class Dispatcher:
                 out, usage = adapter.embeddings_response(raw, target.model)
             else:
                 out, usage = adapter.chat_response(raw, target.model)
-            elapsed = perf_counter() - started
-            target.observe_latency(elapsed)
-            series.success(elapsed, usage)
-            if usage.reported:  # the estimate was charged up front; the answer's tokens now
-                target.shared.charge(key, usage.output_tokens, time.monotonic())
-            return JSONResult(out, usage, Served(target, 0))
+            cost = self.ledger.account(target, key, series, perf_counter() - started, usage)
+            return JSONResult(out, usage, cost, Served(target, 0))
 
         result, served = await self._run(route, prompt_tokens, attempt)
         result.served = served
@@ -446,13 +448,10 @@ class UpstreamStream:
         finally:
             self.close()
 
-    def succeeded(self) -> None:
-        elapsed = perf_counter() - self._started
-        self.target.observe_latency(elapsed)
-        usage = self.translator.usage
-        self.series.success(elapsed, usage)
-        if usage.reported:
-            self.target.shared.charge(self.key, usage.output_tokens, time.monotonic())
+    def succeeded(self, ledger: UsageLedger) -> Decimal | None:
+        return ledger.account(
+            self.target, self.key, self.series, perf_counter() - self._started, self.translator.usage
+        )
 
     def broke(self, err: UpstreamError) -> None:
         """A failure after the first byte still tells the breaker about the target."""

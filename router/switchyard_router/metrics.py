@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -65,9 +66,15 @@ class Metrics:
             ["route", "provider", "model", "type"],
             registry=r,
         )
+        self.cost = Counter(
+            "switchyard_cost_usd",
+            "Spend in USD by route, provider and model (tokens times the table's prices).",
+            ["route", "provider", "model"],
+            registry=r,
+        )
         self.unpriced = Counter(
-            "switchyard_unreported_usage_requests",
-            "Successful requests whose provider reported no usage.",
+            "switchyard_unpriced_requests",
+            "Served requests without a price or without usage: counted, never as zero cost.",
             ["provider", "model"],
             registry=r,
         )
@@ -141,6 +148,8 @@ class Metrics:
                 first_chunk=self.first_chunk.labels(*genai),
                 per_chunk=self.per_chunk.labels(*genai),
                 in_flight=self.in_flight.labels(provider),
+                cost=self.cost.labels(route, provider, model),
+                unpriced=self.unpriced.labels(provider, model),
             )
         return found
 
@@ -164,10 +173,16 @@ class TargetSeries:
     first_chunk: Histogram
     per_chunk: Histogram
     in_flight: Gauge
+    cost: Counter
+    unpriced: Counter
 
-    def success(self, seconds: float, usage: Usage) -> None:
+    def success(self, seconds: float, usage: Usage, cost: Decimal | None) -> None:
         self.ok.inc()
         self.duration_ok.observe(seconds)
+        if cost is None:
+            self.unpriced.inc()
+        else:
+            self.cost.inc(float(cost))
         if usage.reported:
             self.input_tokens.observe(usage.input_tokens)
             self.output_tokens.observe(usage.output_tokens)

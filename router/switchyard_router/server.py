@@ -18,6 +18,7 @@ from .redact import Redactor
 from .runtime import CompiledRoute, CompiledTable
 from .table import RoutingTable
 from .upstreams import Upstreams
+from .usage import UsageLedger
 
 log = logging.getLogger("switchyard.router")
 
@@ -49,7 +50,8 @@ class Router:
         self.metrics = metrics or Metrics()
         self.redactor = Redactor()
         self.upstreams = Upstreams()
-        self.dispatcher = Dispatcher(self.upstreams, self.metrics, self.redactor)
+        self.ledger = UsageLedger()
+        self.dispatcher = Dispatcher(self.upstreams, self.metrics, self.redactor, self.ledger)
         self.table: CompiledTable | None = None
         self.max_body_bytes = max_body_bytes
         self.metrics.watch(lambda: self.table.targets() if self.table else [])
@@ -147,9 +149,9 @@ class Router:
                 status=err.client_status(), body=err.client_body(), content_type="application/json"
             )
         self.metrics.requests.labels(name, "ok").inc()
-        return web.Response(
-            body=result.body, content_type="application/json", headers=_served_headers(name, result.served)
-        )
+        headers = _served_headers(name, result.served)
+        headers["x-switchyard-cost-usd"] = "unpriced" if result.cost is None else str(result.cost)
+        return web.Response(body=result.body, content_type="application/json", headers=headers)
 
     async def _stream(
         self, request: web.Request, route: CompiledRoute, body: JSON, prompt_tokens: int, include_usage: bool
@@ -171,7 +173,7 @@ class Router:
             await response.write(stream.first)
             async for frames in stream.rest():
                 await response.write(frames)
-            stream.succeeded()
+            stream.succeeded(self.ledger)
             outcome = "ok"
         except UpstreamError as err:
             # Bytes already reached the client: no fallback now, and no clean-looking end.
@@ -199,6 +201,11 @@ class Router:
             body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
         )
 
+    async def usage(self, request: web.Request) -> web.Response:
+        """This process's cumulative spend since it started (what it reports to the operator)."""
+        report = self.ledger.snapshot(table_hash=self.table.digest if self.table else None, advance=False)
+        return web.Response(body=report.model_dump_json(by_alias=True), content_type="application/json")
+
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -219,6 +226,7 @@ class Router:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_endpoint)
+        app.router.add_get("/usage", self.usage)
         app.on_cleanup.append(self._close)
         return app
 

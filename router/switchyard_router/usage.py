@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 from .adapters import Usage
 from .table import Pricing
+
+if TYPE_CHECKING:
+    from .metrics import TargetSeries
+    from .runtime import KeyRuntime, TargetRuntime
 
 MILLION = Decimal(1_000_000)
 USD = Annotated[Decimal, PlainSerializer(str, when_used="json")]
@@ -104,6 +109,19 @@ class UsageLedger:
         self.namespace = os.environ.get("POD_NAMESPACE") or None
         self._totals: dict[tuple[str, str, str], _Totals] = {}
 
+    def account(
+        self, target: TargetRuntime, key: KeyRuntime, series: TargetSeries, seconds: float, usage: Usage
+    ) -> Decimal | None:
+        """Everything one served answer counts for: latency, metrics, quota, spend."""
+        target.observe_latency(seconds)
+        cost = self.record(
+            target.provider.name, target.model, usage, target.spec.pricing if target.spec else None
+        )
+        series.success(seconds, usage, cost)
+        if usage.reported:  # the prompt estimate was charged up front; the answer's tokens now
+            target.shared.charge(key, usage.output_tokens, time.monotonic())
+        return cost
+
     def record(self, provider: str, model: str, usage: Usage, pricing: Pricing | None) -> Decimal | None:
         """Count one served answer; returns its cost (None when unpriced)."""
         key = (provider, model, period_of(datetime.now(UTC)))
@@ -122,8 +140,10 @@ class UsageLedger:
             totals.cost += cost
         return cost
 
-    def snapshot(self, *, table_hash: str | None, final: bool = False) -> UsageReport:
-        self.sequence += 1
+    def snapshot(self, *, table_hash: str | None, final: bool = False, advance: bool = True) -> UsageReport:
+        """The cumulative report; `advance` numbers it as a new one (a look does not)."""
+        if advance:
+            self.sequence += 1
         return UsageReport(
             incarnation=self.incarnation,
             sequence=self.sequence,

@@ -238,3 +238,40 @@ async def test_gemini_key_never_travels_in_the_url(gateway, sim):
     stats = sim.stats()
     assert stats["gem"]["key_in_url"] == 0
     assert stats["gem"]["requests"] >= 2
+
+
+async def test_spend_per_request_adds_up_in_usage_and_metrics(sim, start_router):
+    from decimal import Decimal
+
+    table = table_for(sim.url)
+    table["providers"][0]["models"] = [
+        {"name": "gpt-sim", "pricing": {"inputPerMillionTokens": "0.15", "outputPerMillionTokens": "0.60"}}
+    ]
+    router, url = await start_router(table)
+    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+    seen = Decimal(0)
+    for i in range(5):
+        raw = await client.chat.completions.with_raw_response.create(
+            model="chat", messages=[{"role": "user", "content": f"question number {i}"}]
+        )
+        usage = raw.parse().usage
+        expected = (Decimal(usage.prompt_tokens) * Decimal("0.15") + Decimal(usage.completion_tokens) * Decimal("0.60")) / 1_000_000
+        assert Decimal(raw.headers["x-switchyard-cost-usd"]) == expected
+        seen += expected
+    stream = await client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "s"}], stream=True, stream_options={"include_usage": True}
+    )
+    async for chunk in stream:
+        if chunk.usage:
+            seen += (Decimal(chunk.usage.prompt_tokens) * Decimal("0.15") + Decimal(chunk.usage.completion_tokens) * Decimal("0.60")) / 1_000_000
+    unpriced = await client.chat.completions.with_raw_response.create(model="claude/claude-sim", messages=[{"role": "user", "content": "x"}])
+    assert unpriced.headers["x-switchyard-cost-usd"] == "unpriced"
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/usage") as resp:
+        report = await resp.json()
+    counters = {c["provider"]: c for c in report["counters"]}
+    assert Decimal(counters["primary"]["costUSD"]) == seen
+    assert counters["primary"]["requests"] == 6
+    assert counters["claude"]["unpricedRequests"] == 1
+    metrics = router.metrics.render().decode()
+    assert 'switchyard_unpriced_requests_total{model="claude-sim",provider="claude"} 1.0' in metrics
+    assert 'switchyard_cost_usd_total{model="gpt-sim",provider="primary",route="chat"}' in metrics

@@ -277,9 +277,7 @@ def _request_body(provider: Provider, model: str, body: JSON, stream: bool) -> J
     if body.get("n") not in (None, 1):
         raise _bad("n", "must be 1: Anthropic returns a single choice")
     system, turns = _translate_messages(body.get("messages"))
-    max_tokens = (
-        body.get("max_completion_tokens") or body.get("max_tokens") or provider.default_max_tokens
-    )
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or provider.default_max_tokens
     out: JSON = {"model": model, "max_tokens": max_tokens, "messages": turns}
     if system:
         out["system"] = system[0]["text"] if len(system) == 1 else system
@@ -413,13 +411,9 @@ class AnthropicStream(StreamTranslator):
         try:
             payload = orjson.loads(data)
         except orjson.JSONDecodeError:
-            raise UpstreamError(
-                ErrorKind.SERVER_ERROR, "upstream sent an event that is not JSON"
-            ) from None
+            raise UpstreamError(ErrorKind.SERVER_ERROR, "upstream sent an event that is not JSON") from None
         if not isinstance(payload, dict):
-            raise UpstreamError(
-                ErrorKind.SERVER_ERROR, "upstream sent an event that is not an object"
-            )
+            raise UpstreamError(ErrorKind.SERVER_ERROR, "upstream sent an event that is not an object")
         kind = event or payload.get("type")
         # Most frequent first. Unknown events are skipped: Anthropic may add new ones.
         if kind == "content_block_delta":
@@ -474,9 +468,7 @@ class AnthropicStream(StreamTranslator):
             fragment = delta.get("partial_json")
             if index is None or not fragment:
                 return b""  # a server tool's input, or the empty fragment that opens a block
-            return self._frame(
-                {"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}
-            )
+            return self._frame({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]})
         return b""  # thinking, signature and citations deltas
 
     def _message_delta(self, payload: JSON) -> bytes:
@@ -496,9 +488,7 @@ class AnthropicStream(StreamTranslator):
 
     def finish(self) -> bytes:
         if not self.done:
-            raise UpstreamError(
-                ErrorKind.CONNECTION_ERROR, "upstream stream ended before message_stop"
-            )
+            raise UpstreamError(ErrorKind.CONNECTION_ERROR, "upstream stream ended before message_stop")
         return self.usage_chunk() + SSE_DONE
 
 
@@ -524,9 +514,7 @@ class AnthropicAdapter(ProviderAdapter):
         return AnthropicStream(state)
 
     def models_request(self, provider: Provider, key: str | None) -> UpstreamRequest:
-        return UpstreamRequest(
-            f"{provider.base_url}/v1/models", _headers(provider, key), method="GET"
-        )
+        return UpstreamRequest(f"{provider.base_url}/v1/models", _headers(provider, key), method="GET")
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         detail = _error_detail(body)
