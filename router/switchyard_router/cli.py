@@ -1,18 +1,24 @@
-"""`switchyard-router`: serve the OpenAI-compatible API on loopback."""
+"""`switchyard-router`: serve the OpenAI-compatible API, keep the table current, report spend."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from .callers import CallerConfigError, check_exposure, load_tokens
 from .envconfig import EnvConfigError
+from .kube import KubeClient, KubeConfig
 from .redact import RedactingFilter
+from .reload import APIWatch, UsageReporter, cancel, reload_from, start, watch_files
 from .server import Router
 from .sources import Sources
 from .table import TableError
@@ -21,51 +27,89 @@ log = logging.getLogger("switchyard.router")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    p = argparse.ArgumentParser(
         prog="switchyard-router",
         description="OpenAI-compatible router over many LLM providers. Without --config the "
         "routing table comes from environment variables (see .env.example).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
-    parser.add_argument("--config", type=Path, help="routing table as YAML (or the operator's ConfigMap)")
-    parser.add_argument(
-        "--env-file", type=Path, default=None, help="environment file (default: .env when present)"
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    p.add_argument("--config", type=Path, help="routing table as YAML (or the operator's ConfigMap)")
+    p.add_argument("--env-file", type=Path, help="environment file (default: .env when present)")
+    p.add_argument("--credentials-dir", type=Path, help="directory with one file per API key")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--health-port", type=int, help="also serve /healthz, /readyz, /metrics on this port")
+    p.add_argument("--health-host", default="0.0.0.0", help="address of the health port (default: 0.0.0.0)")
+    p.add_argument("--watch-interval", type=float, default=1.0, help="seconds between file checks")
+    p.add_argument(
+        "--policy",
+        default=os.environ.get("SWITCHYARD_POLICY"),
+        help="RoutingPolicy served: with API access, watch <policy>-routes and <policy>-credentials",
     )
-    parser.add_argument("--credentials-dir", type=Path, help="directory with one file per API key")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    args = parser.parse_args(argv)
+    p.add_argument("--report-interval", type=float, default=15.0, help="seconds between usage reports")
+    p.add_argument("--kube-api", help="API server URL (default: in-cluster service account)")
+    p.add_argument(
+        "--kube-namespace", default=os.environ.get("POD_NAMESPACE"), help="namespace for --kube-api"
+    )
+    p.add_argument("--kube-token-file", type=Path, help="bearer token file for --kube-api")
+    p.add_argument("--caller-tokens-file", type=Path, help="tokens callers must send (one per line)")
+    p.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="listen on a non-loopback address without caller tokens (not recommended)",
+    )
+    args = p.parse_args(argv)
     if args.env_file is None and Path(".env").exists():
         args.env_file = Path(".env")
     return args
 
 
-async def serve(router: Router, sources: Sources, host: str, port: int) -> None:
-    runner = router.runner()
-    await runner.setup()
-    await web.TCPSite(runner, host, port, backlog=1024).start()
-    print(
-        f"switchyard-router listening on http://{host}:{port} table={router.table and router.table.digest}",
-        flush=True,
-    )
+def kube_config(args: argparse.Namespace) -> KubeConfig | None:
+    if args.kube_api:
+        return KubeConfig(args.kube_api, args.kube_namespace or "default", args.kube_token_file)
+    return KubeConfig.in_cluster(dict(os.environ))
+
+
+async def serve(router: Router, sources: Sources, args: argparse.Namespace) -> None:
+    runners = [router.runner()]
+    await runners[0].setup()
+    await web.TCPSite(runners[0], args.host, args.port, backlog=1024).start()
+    if args.health_port:
+        runners.append(router.health_runner())
+        await runners[1].setup()
+        await web.TCPSite(runners[1], args.health_host, args.health_port).start()
+    digest = router.table.digest if router.table else None
+    print(f"switchyard-router listening on http://{args.host}:{args.port} table={digest}", flush=True)
+
+    background: list[Coroutine[Any, Any, None]] = []
+    if sources.config is not None or sources.credentials_dir is not None:
+        background.append(watch_files(router, sources, args.watch_interval))
+    config = kube_config(args)
+    kube = KubeClient(config) if config else None
+    reporter = UsageReporter(router, kube) if kube else None
+    if kube is not None and args.policy:
+        background.append(APIWatch(router, kube, args.policy, sources.environment()).run())
+    if reporter is not None:
+        background.append(reporter.run(args.report_interval))
+    tasks = start(background)
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: reload(router, sources))
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload_from(router, sources.load, "SIGHUP"))
     await stop.wait()
-    # Stop accepting, let requests in flight finish, then close upstream sessions.
-    await runner.cleanup()
-
-
-def reload(router: Router, sources: Sources) -> None:
-    try:
-        table, credentials = sources.load()
-    except (TableError, EnvConfigError) as exc:
-        router.metrics.table_loads.labels("rejected").inc()
-        log.error("new routing table rejected, still serving the last good one: %s", exc)
-        return
-    router.load(table, credentials)
+    await cancel(tasks)
+    # Stop accepting, let requests in flight finish, then report the final total.
+    for runner in runners:
+        await runner.cleanup()
+    if reporter is not None:
+        try:
+            await reporter.write(final=True)
+        except Exception as exc:  # the operator folds the last report it got: say what is lost
+            log.error("final usage report failed (%s): usage since the last report is lost", exc)
+    if kube is not None:
+        await kube.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,11 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, handlers=[handler])
     sources = Sources(args.config, args.env_file, args.credentials_dir)
     try:
+        tokens = load_tokens(args.caller_tokens_file, sources.environment())
+        check_exposure(args.host, tokens, args.allow_unauthenticated)
         table, credentials = sources.load()
-    except (TableError, EnvConfigError) as exc:
+    except (TableError, EnvConfigError, CallerConfigError) as exc:
         print(f"switchyard-router: {exc}", file=sys.stderr)
         return 2
-    router = Router()
+    router = Router(caller_tokens=tokens)
     router.load(table, credentials)
     handler.addFilter(RedactingFilter(router.redactor))
     try:
@@ -88,5 +134,5 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
         pass
-    asyncio.run(serve(router, sources, args.host, args.port))
+    asyncio.run(serve(router, sources, args))
     return 0

@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from .adapters.base import JSON
+from .callers import caller_auth
 from .credentials import CredentialStore
 from .dispatch import Dispatcher, Served
 from .errors import UpstreamError, error_body
@@ -46,17 +47,29 @@ class RequestError(Exception):
 class Router:
     """Holds the table being served; a reload swaps it in one assignment."""
 
-    def __init__(self, metrics: Metrics | None = None, max_body_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        metrics: Metrics | None = None,
+        max_body_bytes: int | None = None,
+        caller_tokens: list[str] | None = None,
+    ) -> None:
+        self.caller_tokens = caller_tokens or []
         self.metrics = metrics or Metrics()
         self.redactor = Redactor()
         self.upstreams = Upstreams()
         self.ledger = UsageLedger()
         self.dispatcher = Dispatcher(self.upstreams, self.metrics, self.redactor, self.ledger)
         self.table: CompiledTable | None = None
+        self._keys: list[str | None] = []
         self.max_body_bytes = max_body_bytes
         self.metrics.watch(lambda: self.table.targets() if self.table else [])
 
-    def load(self, table: RoutingTable, credentials: CredentialStore) -> CompiledTable:
+    def load(self, table: RoutingTable, credentials: CredentialStore) -> CompiledTable | None:
+        """Swap in a new table; None when it is the one already served (same table, same keys)."""
+        keys = [credentials.get(c.key) for p in table.providers for c in p.credentials]
+        if self.table is not None and table.digest() == self.table.digest and keys == self._keys:
+            return None
+        self._keys = keys
         compiled = CompiledTable(table, credentials, previous=self.table)
         self.redactor.update(compiled.key_values())
         previous, self.table = self.table, compiled
@@ -219,7 +232,10 @@ class Router:
 
     def app(self) -> web.Application:
         limit = self.max_body_bytes or (self.table.table.server.max_body_bytes if self.table else 10 * 2**20)
-        app = web.Application(client_max_size=limit, middlewares=[_openai_errors])
+        middlewares: list[Any] = [_openai_errors]
+        if self.caller_tokens:
+            middlewares.append(caller_auth(self.caller_tokens))
+        app = web.Application(client_max_size=limit, middlewares=middlewares)
         app.router.add_post("/v1/chat/completions", self.chat_completions)
         app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_get("/v1/models", self.models)
@@ -234,6 +250,15 @@ class Router:
         # A client that hangs up cancels its handler, which closes the upstream request at once
         # instead of streaming tokens nobody will read.
         return web.AppRunner(self.app(), access_log=None, handle_signals=False, handler_cancellation=True)
+
+    def health_runner(self) -> web.AppRunner:
+        """Probes and scraping on their own port: the kubelet and Prometheus reach the pod IP,
+        while the API itself stays on loopback."""
+        app = web.Application()
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/metrics", self.metrics_endpoint)
+        return web.AppRunner(app, access_log=None, handle_signals=False)
 
     async def _close(self, app: web.Application) -> None:
         await self.upstreams.close()

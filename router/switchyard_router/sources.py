@@ -44,12 +44,17 @@ def read_table_file(path: Path) -> RoutingTable:
         raise TableError(f"cannot read routing table {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise TableError(f"{path} is not valid YAML: {exc}") from None
-    return load_table(_unwrap(data))
+    return table_from_document(data)
 
 
-def _unwrap(data: object) -> object:
-    """Accept the operator's ConfigMap as it is, as well as the bare table."""
-    if isinstance(data, Mapping) and data.get("kind") == "ConfigMap":
+def table_from_document(data: object) -> RoutingTable:
+    """The table from a bare table document or from the operator's ConfigMap as it is."""
+    if isinstance(data, Mapping) and (
+        data.get("kind") == "ConfigMap" or "table.yaml" in (data.get("data") or {})
+    ):
         inner = (data.get("data") or {}).get("table.yaml")
-        return yaml.safe_load(inner) if isinstance(inner, str) else inner
-    return data
+        try:
+            data = yaml.safe_load(inner) if isinstance(inner, str) else inner
+        except yaml.YAMLError as exc:
+            raise TableError(f"table.yaml in the ConfigMap is not valid YAML: {exc}") from None
+    return load_table(data)

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from switchyard_router.adapters import Usage
 from switchyard_router.credentials import CredentialStore
 from switchyard_router.metrics import Metrics
@@ -8,8 +10,8 @@ from switchyard_router.table import load_table
 def test_cached_tokens_are_counted_and_no_usage_counts_nothing():
     metrics = Metrics()
     series = metrics.series("chat", "oa", "m", "chat")
-    series.success(0.1, Usage(10, 5, cached_input_tokens=4, reported=True))
-    series.success(0.1, Usage())
+    series.success(0.1, Usage(10, 5, cached_input_tokens=4, reported=True), Decimal("0.25"))
+    series.success(0.1, Usage(), None)
     text = metrics.render().decode()
     assert 'switchyard_tokens_total{model="m",provider="oa",route="chat",type="cached_input"} 4.0' in text
     assert 'switchyard_tokens_total{model="m",provider="oa",route="chat",type="input"} 10.0' in text
@@ -18,6 +20,8 @@ def test_cached_tokens_are_counted_and_no_usage_counts_nothing():
         in text
     )
     assert metrics.series("chat", "oa", "m", "chat") is series
+    assert 'switchyard_cost_usd_total{model="m",provider="oa",route="chat"} 0.25' in text
+    assert 'switchyard_unpriced_requests_total{model="m",provider="oa"} 1.0' in text
 
 
 def test_state_is_read_at_scrape_time_once_per_key():
