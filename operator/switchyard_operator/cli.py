@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 import kopf
 
@@ -41,6 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
+    parser.add_argument(
+        "--webhook", type=Path, metavar="CONFIG",
+        help="also serve the sidecar-injection webhook, configured by this YAML file (see webhook.py)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="more logs")
     parser.add_argument("--debug", action="store_true", help="debug logs")
     return parser.parse_args(argv)
@@ -49,6 +54,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from . import handlers  # noqa: F401  registers the handlers
+
+    if args.webhook is not None:
+        from .webhook import WebhookConfig, register
+
+        register(kopf.get_default_registry(), WebhookConfig.load(args.webhook))
 
     kopf.configure(verbose=args.verbose, debug=args.debug)
     asyncio.run(

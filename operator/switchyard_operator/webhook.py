@@ -1,0 +1,308 @@
+"""Sidecar injection: a mutating admission webhook that puts the router beside annotated pods.
+
+A pod annotated ``switchyard.dev/policy: <policy>`` gets, at creation:
+
+- the router as a *native sidecar*: an init container with ``restartPolicy: Always`` placed
+  first, so it starts (and passes its startup probe) before later init containers and the app,
+  keeps running beside them, and stops after them;
+- two volumes: the ConfigMap ``<policy>-routes`` at /etc/switchyard/table and the Secret
+  ``<policy>-credentials`` at /etc/switchyard/credentials (whole directories, no subPath, so
+  the kubelet's updates reach the router's hot reload);
+- ``OPENAI_BASE_URL=http://127.0.0.1:<port>/v1`` in every app container that does not set it,
+  unless the pod is annotated ``switchyard.dev/inject-base-url: "false"``;
+- the annotation ``switchyard.dev/injected: <policy>``; a pod that has it, or already has a
+  container named like the sidecar, is left alone (re-invocation and re-submission are no-ops).
+
+The router listens on 127.0.0.1 only: nothing outside the pod may spend its API keys. Kubelet
+``httpGet`` and ``tcpSocket`` probes connect to the pod IP, which a loopback listener does not
+answer (and ``probe.httpGet.host`` names a host reached from the node's network namespace, not
+the pod's). The probes are therefore ``exec`` probes run inside the sidecar: the image's Python,
+started with ``-I -S`` (no site-packages, about 20 ms), GETs /readyz (startup, readiness) or
+/healthz (liveness) on 127.0.0.1 with ``http.client``.
+
+``inject_sidecar`` is a pure function (pod in, mutated copy out) tested without a cluster. The
+kopf part is opt-in: ``register(registry, config)`` adds the mutating handler and a startup
+handler that sets ``settings.admission.server`` (``switchyard-operator --webhook CONFIG``).
+The chart owns the MutatingWebhookConfiguration (service reference, namespace selector, failure
+policy); kopf does not manage it, so two replicas and rolling updates never rewrite or remove
+it. Certificates come from cert-manager (mounted files) or from ``certs.py`` (self-managed:
+one CA and serving certificate in a Secret shared by the replicas, caBundle patched in).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import kopf
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+JSON = dict[str, Any]
+
+PREFIX = "switchyard.dev"
+POLICY_ANNOTATION = f"{PREFIX}/policy"
+INJECTED_ANNOTATION = f"{PREFIX}/injected"
+BASE_URL_ANNOTATION = f"{PREFIX}/inject-base-url"
+TABLE_DIR = "/etc/switchyard/table"
+CREDENTIALS_DIR = "/etc/switchyard/credentials"
+TABLE_VOLUME = "switchyard-table"
+CREDENTIALS_VOLUME = "switchyard-credentials"
+HANDLER_ID = "inject_router"  # also the URL path of the webhook: /inject_router
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# Longest policy name whose "-credentials" Secret is still a valid name (253 characters).
+MAX_POLICY_NAME = 253 - len("-credentials")
+
+
+class InjectionError(ValueError):
+    """The pod asks for injection in a way that cannot work (refused at admission)."""
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class ProbeTiming(_Settings):
+    period_seconds: int = Field(10, ge=1)
+    timeout_seconds: int = Field(3, ge=1)
+    failure_threshold: int = Field(3, ge=1)
+
+
+class SidecarSettings(_Settings):
+    """What the chart's `sidecar` values become (rendered into the webhook's config file)."""
+
+    container_name: str = "switchyard-router"
+    image: str = "ghcr.io/switchyard-dev/switchyard:0.1.0"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    port: int = Field(8080, ge=1, le=65535)
+    run_as_user: int = Field(10001, ge=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    resources: JSON = Field(
+        default_factory=lambda: {
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "500m", "memory": "256Mi"},
+        }
+    )
+    base_url_env: str = "OPENAI_BASE_URL"
+    startup: ProbeTiming = ProbeTiming(period_seconds=1, timeout_seconds=3, failure_threshold=60)
+    readiness: ProbeTiming = ProbeTiming()
+    liveness: ProbeTiming = ProbeTiming(period_seconds=20, timeout_seconds=3, failure_threshold=3)
+
+
+class SelfManagedCerts(_Settings):
+    """certs.py keeps one CA + serving certificate in this Secret and patches the caBundle."""
+
+    secret_name: str
+    namespace: str
+    service_name: str
+    webhook_configuration: str
+    validity_days: int = Field(3650, ge=1)
+
+
+class ServerSettings(_Settings):
+    port: int = Field(9443, ge=1, le=65535)
+    # cert-manager: the mounted Secret's directory with tls.crt, tls.key and ca.crt.
+    cert_dir: str | None = None
+    self_managed: SelfManagedCerts | None = None
+    # Where self-managed certificates are written for the TLS server (an emptyDir).
+    work_dir: str = "/tmp/switchyard-webhook"
+
+
+class WebhookConfig(_Settings):
+    sidecar: SidecarSettings = SidecarSettings()
+    server: ServerSettings = ServerSettings()
+
+    @classmethod
+    def load(cls, path: Path) -> WebhookConfig:
+        return cls.model_validate(yaml.safe_load(path.read_text()) or {})
+
+
+# --------------------------------------------------------------------------- the mutation
+
+
+def policy_of(pod: JSON) -> str | None:
+    """The policy a pod asks for (None: not annotated, nothing to do)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(POLICY_ANNOTATION)
+    if value is None:
+        return None
+    policy = str(value).strip()
+    if not policy:
+        return None
+    if len(policy) > MAX_POLICY_NAME or not _DNS_SUBDOMAIN.fullmatch(policy):
+        raise InjectionError(
+            f"annotation {POLICY_ANNOTATION}={value!r} is not a RoutingPolicy name "
+            "(a DNS subdomain, lower case)"
+        )
+    return policy
+
+
+def is_injected(pod: JSON, settings: SidecarSettings) -> bool:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    if INJECTED_ANNOTATION in annotations:
+        return True
+    spec = pod.get("spec") or {}
+    names = {c.get("name") for c in [*spec.get("initContainers", []), *spec.get("containers", [])]}
+    return settings.container_name in names
+
+
+def _exec_probe(path: str, port: int, timing: ProbeTiming) -> JSON:
+    script = (
+        "import http.client,sys;"
+        f"c=http.client.HTTPConnection('127.0.0.1',{port},timeout={timing.timeout_seconds});"
+        f"c.request('GET','{path}');"
+        "sys.exit(0 if c.getresponse().status==200 else 1)"
+    )
+    return {
+        "exec": {"command": ["python", "-I", "-S", "-c", script]},
+        "periodSeconds": timing.period_seconds,
+        "timeoutSeconds": timing.timeout_seconds,
+        "failureThreshold": timing.failure_threshold,
+    }
+
+
+def _field_env(name: str, path: str) -> JSON:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def security_context(run_as_user: int) -> JSON:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": run_as_user,
+        "runAsGroup": run_as_user,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
+    return {
+        "name": settings.container_name,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "restartPolicy": "Always",
+        "command": ["switchyard-router"],
+        "args": [
+            "--host", "127.0.0.1",
+            "--port", str(settings.port),
+            "--config", f"{TABLE_DIR}/table.yaml",
+            "--credentials-dir", CREDENTIALS_DIR,
+            "--policy", policy,
+            "--log-level", settings.log_level,
+        ],
+        "env": [
+            _field_env("POD_NAME", "metadata.name"),
+            _field_env("POD_NAMESPACE", "metadata.namespace"),
+            {"name": "SWITCHYARD_POLICY", "value": policy},
+        ],
+        "resources": copy.deepcopy(settings.resources),
+        "securityContext": security_context(settings.run_as_user),
+        "startupProbe": _exec_probe("/readyz", settings.port, settings.startup),
+        "readinessProbe": _exec_probe("/readyz", settings.port, settings.readiness),
+        "livenessProbe": _exec_probe("/healthz", settings.port, settings.liveness),
+        "volumeMounts": [
+            {"name": TABLE_VOLUME, "mountPath": TABLE_DIR, "readOnly": True},
+            {"name": CREDENTIALS_VOLUME, "mountPath": CREDENTIALS_DIR, "readOnly": True},
+        ],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+def volumes(policy: str) -> list[JSON]:
+    return [
+        {"name": TABLE_VOLUME, "configMap": {"name": f"{policy}-routes"}},
+        {"name": CREDENTIALS_VOLUME, "secret": {"secretName": f"{policy}-credentials"}},
+    ]
+
+
+def inject_sidecar(pod: JSON, policy: str, settings: SidecarSettings) -> JSON:
+    """The pod with the router sidecar, its volumes and the app's base URL (a new dict).
+
+    Idempotent: an injected pod comes back unchanged. Raises InjectionError for pods the
+    sidecar cannot serve (host network: loopback would be the node's; volume name clashes).
+    """
+    out = copy.deepcopy(pod)
+    if is_injected(pod, settings):
+        return out
+    spec: JSON = out.setdefault("spec", {})
+    if spec.get("hostNetwork"):
+        raise InjectionError(
+            "pods with hostNetwork cannot have the router sidecar: its loopback port would be the node's"
+        )
+    existing = {v.get("name") for v in spec.get("volumes", [])}
+    clash = existing & {TABLE_VOLUME, CREDENTIALS_VOLUME}
+    if clash:
+        raise InjectionError(f"the pod already has volumes named {sorted(clash)}")
+
+    spec["initContainers"] = [sidecar_container(policy, settings), *spec.get("initContainers", [])]
+    spec["volumes"] = [*spec.get("volumes", []), *volumes(policy)]
+    metadata: JSON = out.setdefault("metadata", {})
+    annotations: JSON = metadata.setdefault("annotations", {})
+    if str(annotations.get(BASE_URL_ANNOTATION, "true")).lower() != "false":
+        base_url = f"http://127.0.0.1:{settings.port}/v1"
+        for container in spec.get("containers", []):
+            env: list[JSON] = container.setdefault("env", [])
+            if not any(e.get("name") == settings.base_url_env for e in env):
+                env.append({"name": settings.base_url_env, "value": base_url})
+    annotations[INJECTED_ANNOTATION] = policy
+    return out
+
+
+# --------------------------------------------------------------------------- kopf wiring
+
+
+def _mutate(config: WebhookConfig) -> Callable[..., Awaitable[None]]:
+    async def inject_router(
+        body: kopf.Body, patch: kopf.Patch, warnings: list[str], logger: kopf.Logger, **_: Any
+    ) -> None:
+        pod: JSON = copy.deepcopy(dict(body))
+        try:
+            policy = policy_of(pod)
+            if policy is None:
+                return
+            mutated = inject_sidecar(pod, policy, config.sidecar)
+        except InjectionError as exc:
+            raise kopf.AdmissionError(str(exc), code=400) from exc
+        if mutated == pod:
+            return
+        if not (pod.get("spec") or {}).get("automountServiceAccountToken", True):
+            warnings.append(
+                "automountServiceAccountToken is false: the router cannot watch its table "
+                "or report usage through the API"
+            )
+
+        def replace(raw: Any) -> None:
+            raw.clear()
+            raw.update(copy.deepcopy(mutated))
+
+        patch.fns.append(replace)
+
+    return inject_router
+
+
+def register(registry: kopf.OperatorRegistry, config: WebhookConfig) -> None:
+    """Add the mutating handler and the startup handler that configures the webhook server."""
+    from .certs import webhook_server
+
+    kopf.on.mutate(
+        "", "v1", "pods",
+        id=HANDLER_ID,
+        operations=["CREATE"],
+        annotations={POLICY_ANNOTATION: kopf.PRESENT},
+        registry=registry,
+    )(_mutate(config))
+
+    async def configure_webhook_server(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+        settings.admission.server = webhook_server(config.server, memo)
+        settings.admission.managed = None  # the chart owns the MutatingWebhookConfiguration
+
+    kopf.on.startup(id="configure_webhook_server", registry=registry)(configure_webhook_server)
