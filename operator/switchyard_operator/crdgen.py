@@ -164,6 +164,7 @@ def routingpolicy_crd() -> JSON:
             _column("Ready", "string", _ready("Ready"), "A routing table is in place"),
             _column("Compiled", "string", _ready("Compiled"), "The last compile succeeded"),
             _column("Hash", "string", ".status.tableHash", "Digest of the routing table"),
+            _column("Routers", "string", ".status.routers.summary", "Routers on the current table"),
             _column("ConfigMap", "string", ".status.configMap", "ConfigMap with the table", 1),
             _column("Age", "date", ".metadata.creationTimestamp", "Age"),
         ],

@@ -593,13 +593,38 @@ class HealthStatus(SpecModel):
 
 
 class SpendStatus(SpecModel):
-    """Spend in the current month (aggregated from routers' usage reports)."""
+    """Spend in the current month (UTC), folded from the routers' cumulative usage reports."""
 
     period: str | None = Field(default=None, description="The month, e.g. 2026-11.")
-    cost_usd: Money | None = Field(default=None, alias="costUSD", description="USD spent.")
+    cost_usd: Money | None = Field(
+        default=None,
+        alias="costUSD",
+        description="USD spent this month (exact to 12 decimal places, rounded down).",
+    )
     requests: int | None = Field(default=None, ge=0, description="Requests counted.")
     input_tokens: int | None = Field(default=None, ge=0, description="Input tokens counted.")
     output_tokens: int | None = Field(default=None, ge=0, description="Output tokens counted.")
+    cached_input_tokens: int | None = Field(
+        default=None, ge=0, description="Cached input tokens counted (part of inputTokens)."
+    )
+    reasoning_tokens: int | None = Field(
+        default=None, ge=0, description="Reasoning tokens counted (part of outputTokens)."
+    )
+    unpriced_requests: int | None = Field(
+        default=None, ge=0, description="Requests served without a usable price or usage report."
+    )
+    live_routers: int | None = Field(
+        default=None, ge=0, description="Router processes whose usage is still being followed."
+    )
+    last_update: str | None = Field(
+        default=None, json_schema_extra={"format": "date-time"}, description="When spend last changed."
+    )
+    ledger: dict[str, Any] | None = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description="The operator's bookkeeping behind the totals (base, last cumulative report "
+        "per live router process, retired processes), written in the same update as the totals.",
+    )
 
 
 class LLMProviderStatus(SpecModel):
@@ -611,7 +636,7 @@ class LLMProviderStatus(SpecModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="Ready (spec and credentials usable) and Healthy (probes pass).",
+        description="Ready (spec and credentials usable), Healthy (probes pass) and WithinBudget.",
     )
     health: HealthStatus | None = Field(default=None, description="Latest probe results.")
     spend: SpendStatus | None = Field(default=None, description="Spend this month.")
@@ -624,6 +649,17 @@ class RouteChain(SpecModel):
     strategy: str = Field(description="The route's strategy.")
     targets: list[str] = Field(
         default_factory=list, description="provider/model targets, in order."
+    )
+
+
+class RoutersStatus(SpecModel):
+    """Routers running this policy (from their usage reports) and how many serve its current table."""
+
+    current: int = Field(default=0, ge=0, description="Live routers serving the current table.")
+    total: int = Field(default=0, ge=0, description="Live routers of this policy.")
+    summary: str = Field(default="0/0", description="current/total, e.g. 3/3.")
+    stale: list[str] = Field(
+        default_factory=list, description="Pods of live routers not serving the current table yet."
     )
 
 
@@ -647,4 +683,7 @@ class RoutingPolicyStatus(SpecModel):
     )
     routes: list[RouteChain] = Field(
         default_factory=list, description="The routes in the ConfigMap's table."
+    )
+    routers: RoutersStatus | None = Field(
+        default=None, description="Routers running this policy and how many serve its current table."
     )
