@@ -121,12 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tokens = load_tokens(args.caller_tokens_file, sources.environment())
         check_exposure(args.host, tokens, args.allow_unauthenticated)
-        table, credentials = sources.load()
+        # Following a policy through the API, the table arrives by the watch: start not ready.
+        from_api = args.config is None and args.policy and kube_config(args) is not None
+        loaded = None if from_api else sources.load()
     except (TableError, EnvConfigError, CallerConfigError) as exc:
         print(f"switchyard-router: {exc}", file=sys.stderr)
         return 2
     router = Router(caller_tokens=tokens)
-    router.load(table, credentials)
+    if loaded is not None:
+        router.load(*loaded)
     handler.addFilter(RedactingFilter(router.redactor))
     try:
         import uvloop

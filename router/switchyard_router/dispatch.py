@@ -287,11 +287,11 @@ class _Run(Generic[T]):
             if not target.breaker.acquire(now) and not forced:
                 return None
             key = target.shared.take_key(self.tokens, now)
-            if key is None:
-                if not forced:
-                    target.breaker.release()
-                    return None
+            if key is None and forced and target.shared.keys:
                 key = min(target.shared.keys, key=lambda k: k.unavailable_until)
+            if key is None:
+                target.breaker.release()
+                return None
             self.attempts += 1
             timeout = min(policy.timeout or target.provider.timeout, remaining)
             try:

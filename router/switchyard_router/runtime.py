@@ -6,6 +6,7 @@ objects and carries over a reload for every provider and target whose settings d
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from .breaker import CircuitBreaker
 from .credentials import CredentialStore
 from .limits import Quota
 from .table import CircuitBreakerPolicy, ModelSpec, Provider, RateLimits, Route, RoutingTable, Target
+
+log = logging.getLogger("switchyard.router")
 
 PINNED_ROUTES_CACHED = 256  # `<provider>/<model>` names come from clients: keep the cache bounded
 KEY_REVOKED_FOR = 300.0  # a key refused with 401/403 is tried again after this long
@@ -90,7 +93,7 @@ class ProviderRuntime:
             self.quota.charge(tokens, now)
 
     def ready_at(self) -> float:
-        return min(key.unavailable_until for key in self.keys)
+        return min((key.unavailable_until for key in self.keys), default=float("inf"))
 
 
 @dataclass(eq=False, slots=True)
@@ -182,8 +185,14 @@ class CompiledTable:
                 for c, value in zip(provider.credentials, values, strict=True)
                 if value
             ]
-            # A provider without keys (a local vLLM, Ollama) still needs one slot to send with.
-            shared = ProviderRuntime(provider, keys or [KeyRuntime("none", None, None)], self._now)
+            if not provider.credentials:
+                # A provider without keys (a local vLLM, Ollama) still needs one slot to send with.
+                keys = [KeyRuntime("none", None, None)]
+            elif not keys:
+                # Never send unauthenticated to a provider that wants a key: it is skipped instead.
+                names = ", ".join(c.key for c in provider.credentials)
+                log.error("provider %s has none of its keys (%s): it gets no traffic", provider.name, names)
+            shared = ProviderRuntime(provider, keys, self._now)
         self._providers[ident] = shared
         return shared
 

@@ -100,3 +100,120 @@ async def test_serves_reloads_on_sighup_and_keeps_the_last_good_table(sim, tmp_p
     _, err = await process.communicate()
     assert b"sk-primary-secret-0001" not in err
     assert b"rejected" in err
+
+
+async def wait_listening(process: asyncio.subprocess.Process) -> None:
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 10)
+    assert b"listening" in line, line
+
+
+async def stop(process: asyncio.subprocess.Process) -> bytes:
+    process.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(process.communicate(), 10)
+    assert process.returncode == 0, err
+    return err
+
+
+async def test_a_router_off_loopback_refuses_to_start_without_caller_tokens(tmp_path: Path, sim):
+    config = tmp_path / "t.yaml"
+    config.write_text(yaml.safe_dump(table_for(sim.url)))
+    process = await run_router("--host", "0.0.0.0", "--config", str(config))
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert b"no caller tokens are set" in err
+
+
+async def test_caller_tokens_guard_the_api_and_never_reach_a_provider(tmp_path: Path, sim):
+    config = tmp_path / "t.yaml"
+    config.write_text(yaml.safe_dump(table_for(sim.url)))
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# callers\ncaller-token-one\n")
+    port, health = free_port(), free_port()
+    process = await run_router(
+        "--host", "0.0.0.0", "--port", str(port), "--config", str(config), "--caller-tokens-file", str(tokens),
+        "--health-port", str(health), env={"primary.key": "sk-primary-secret-0001", "SWITCHYARD_CALLER_TOKENS": "caller-token-two"},
+    )
+    await wait_listening(process)
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            async with http.post(url, json=body) as resp:
+                assert resp.status == 401
+                assert (await resp.json())["error"]["code"] == "invalid_api_key"
+            async with http.post(url, json=body, headers={"Authorization": "Bearer wrong"}) as resp:
+                assert resp.status == 401
+            for token in ("caller-token-one", "caller-token-two"):
+                async with http.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
+                    assert resp.status == 200
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                assert resp.status == 200  # probes stay open
+            async with http.get(f"http://127.0.0.1:{health}/readyz") as resp:
+                assert resp.status == 200
+            async with http.get(f"http://127.0.0.1:{health}/metrics") as resp:
+                assert "switchyard_requests_total" in await resp.text()
+            async with http.get(f"http://127.0.0.1:{health}/v1/models") as resp:
+                assert resp.status == 404  # the health port serves no API
+    finally:
+        await stop(process)
+    sent = sim.last_request("primary")
+    assert all("caller-token" not in str(v) for v in sent["headers"].values())
+
+
+async def test_a_kubelet_style_swap_of_mounted_files_reloads(tmp_path: Path, sim):
+    """The kubelet writes a new timestamped directory and swaps the `..data` symlink."""
+    mount = tmp_path / "table"
+    first = mount / "..2026_11_26_00_00_00.000000001"
+    first.mkdir(parents=True)
+    (first / "table.yaml").write_text(yaml.safe_dump(table_for(sim.url)))
+    (mount / "..data").symlink_to(first.name)
+    (mount / "table.yaml").symlink_to("..data/table.yaml")
+    creds = tmp_path / "creds"
+    v1 = creds / "..v1"
+    v1.mkdir(parents=True)
+    (v1 / "primary.key").write_text("sk-primary-secret-0001")
+    (creds / "..data").symlink_to(v1.name)
+    (creds / "primary.key").symlink_to("..data/primary.key")
+    port = free_port()
+    process = await run_router(
+        "--port", str(port), "--config", str(mount / "table.yaml"), "--credentials-dir", str(creds),
+        "--watch-interval", "0.1", env={"claude.key": "sk-ant-claude-0002", "gem.key": "AIzaGemini000000000000003"},
+    )
+    await wait_listening(process)
+    url = f"http://127.0.0.1:{port}"
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/v1/chat/completions", json=body) as resp:
+                assert resp.headers["x-switchyard-provider"] == "primary"
+            # New table: claude first. New key for primary. Swapped in one rename each.
+            second = mount / "..2026_11_26_00_01_00.000000002"
+            second.mkdir()
+            reordered = table_for(sim.url)
+            reordered["routes"][0]["targets"].reverse()
+            (second / "table.yaml").write_text(yaml.safe_dump(reordered))
+            (mount / "..data_tmp").symlink_to(second.name)
+            (mount / "..data_tmp").rename(mount / "..data")
+            served = None
+            for _ in range(50):
+                await asyncio.sleep(0.05)
+                async with http.post(f"{url}/v1/chat/completions", json=body) as resp:
+                    served = resp.headers["x-switchyard-provider"]
+                if served == "gem":
+                    break
+            assert served == "gem"
+            # A broken table in the next swap is refused; the last good one keeps serving.
+            third = mount / "..3"
+            third.mkdir()
+            (third / "table.yaml").write_text("routes: [")
+            (mount / "..data_tmp").symlink_to(third.name)
+            (mount / "..data_tmp").rename(mount / "..data")
+            await asyncio.sleep(0.4)
+            async with http.post(f"{url}/v1/chat/completions", json=body) as resp:
+                assert resp.status == 200 and resp.headers["x-switchyard-provider"] == "gem"
+            async with http.get(f"{url}/metrics") as resp:
+                assert 'switchyard_table_loads_total{outcome="rejected"} 1.0' in await resp.text()
+    finally:
+        err = await stop(process)
+    assert b"rejected" in err

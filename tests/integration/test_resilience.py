@@ -276,3 +276,18 @@ async def test_a_prompt_that_fits_nothing_and_no_time_left_is_a_context_error(si
     with pytest.raises(openai.BadRequestError) as caught:
         await served_by(client, messages=[{"role": "user", "content": "z" * 400}])
     assert caught.value.code == "context_length_exceeded"
+
+
+async def test_a_provider_whose_keys_are_missing_gets_no_traffic(sim, start_router, caplog):
+    keys = {k: v for k, v in KEYS.items() if k != "primary.key"}
+    _, client = await open_client(start_router, table_for(sim.url), keys)
+    assert await served_by(client) == "claude"
+    assert count(sim, "primary") == 0
+    assert "provider primary has none of its keys (primary.key)" in caplog.text
+    single = table_for(sim.url)
+    single["routes"][0]["targets"] = single["routes"][0]["targets"][:1]
+    _, lonely = await open_client(start_router, single, keys)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await served_by(lonely)
+    assert caught.value.status_code == 503  # nothing sent without a key, even failing open
+    assert count(sim, "primary") == 0
