@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     except (TableError, EnvConfigError, CallerConfigError) as exc:
         print(f"switchyard-router: {exc}", file=sys.stderr)
         return 2
-    router = Router(caller_tokens=tokens)
+    router = Router(caller_tokens=tokens, policy=args.policy)
     if loaded is not None:
         router.load(*loaded)
     handler.addFilter(RedactingFilter(router.redactor))

@@ -52,12 +52,13 @@ class Router:
         metrics: Metrics | None = None,
         max_body_bytes: int | None = None,
         caller_tokens: list[str] | None = None,
+        policy: str | None = None,
     ) -> None:
         self.caller_tokens = caller_tokens or []
         self.metrics = metrics or Metrics()
         self.redactor = Redactor()
         self.upstreams = Upstreams()
-        self.ledger = UsageLedger()
+        self.ledger = UsageLedger(policy=policy)
         self.dispatcher = Dispatcher(self.upstreams, self.metrics, self.redactor, self.ledger)
         self.table: CompiledTable | None = None
         self._keys: list[str | None] = []
