@@ -52,6 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--kube-namespace", default=os.environ.get("POD_NAMESPACE"), help="namespace for --kube-api"
     )
     p.add_argument("--kube-token-file", type=Path, help="bearer token file for --kube-api")
+    p.add_argument(
+        "--exact-tokens",
+        action="store_true",
+        help="count prompts with tiktoken near a context window (costs memory per encoding)",
+    )
     p.add_argument("--caller-tokens-file", type=Path, help="tokens callers must send (one per line)")
     p.add_argument(
         "--allow-unauthenticated",
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except (TableError, EnvConfigError, CallerConfigError) as exc:
         print(f"switchyard-router: {exc}", file=sys.stderr)
         return 2
-    router = Router(caller_tokens=tokens, policy=args.policy)
+    router = Router(caller_tokens=tokens, policy=args.policy, exact_tokens=args.exact_tokens)
     if loaded is not None:
         router.load(*loaded)
     handler.addFilter(RedactingFilter(router.redactor))

@@ -33,6 +33,7 @@ from .redact import Redactor
 from .runtime import KEY_COOLDOWN, KEY_REVOKED_FOR, CompiledRoute, KeyRuntime, TargetRuntime
 from .selection import order_targets
 from .sse import SSEDecoder
+from .tokens import TokenCounter
 from .upstreams import Upstreams
 from .usage import UsageLedger
 
@@ -79,14 +80,16 @@ class Dispatcher:
         self.metrics = metrics
         self.redact = redactor
         self.ledger = ledger
+        self.token_counter = TokenCounter()
 
     async def _run(
         self,
         route: CompiledRoute,
+        body: JSON,
         prompt_tokens: int,
         attempt: Attempt[T],
     ) -> tuple[T, Served]:
-        return await _Run(self, route, prompt_tokens, attempt).execute()
+        return await _Run(self, route, body, prompt_tokens, attempt).execute()
 
     def judge(
         self, route: str, target: TargetRuntime, key: KeyRuntime, err: UpstreamError, now: float
@@ -149,7 +152,7 @@ class Dispatcher:
             cost = self.ledger.account(target, key, series, perf_counter() - started, usage)
             return JSONResult(out, usage, cost, Served(target, 0))
 
-        result, served = await self._run(route, prompt_tokens, attempt)
+        result, served = await self._run(route, body, prompt_tokens, attempt)
         result.served = served
         return result
 
@@ -205,7 +208,7 @@ class Dispatcher:
             )
             return stream
 
-        return await self._run(route, prompt_tokens, attempt)
+        return await self._run(route, body, prompt_tokens, attempt)
 
 
 def adapt_to_headers(key: KeyRuntime, headers: Mapping[str, str]) -> None:
@@ -219,8 +222,14 @@ class _Run(Generic[T]):
     """One client request's way through a route: which target, which key, how many tries."""
 
     def __init__(
-        self, dispatcher: Dispatcher, route: CompiledRoute, prompt_tokens: int, attempt: Attempt[T]
+        self,
+        dispatcher: Dispatcher,
+        route: CompiledRoute,
+        body: JSON,
+        prompt_tokens: int,
+        attempt: Attempt[T],
     ) -> None:
+        self.body = body
         self.d = dispatcher
         self.route = route
         self.policy = route.route
@@ -258,7 +267,14 @@ class _Run(Generic[T]):
         window = target.context_window
         if self.needs_window and window is not None and window <= self.needs_window:
             return "ContextWindow"
-        return target.unavailable(self.tokens, time.monotonic())
+        now = time.monotonic()
+        reason = target.unavailable(self.tokens, now)
+        if reason == "ContextWindow":
+            # The estimate errs high: where an exact count is possible, it decides.
+            exact = self.d.token_counter.exact(target.model, self.body)
+            if exact is not None:
+                reason = target.unavailable(exact, now)
+        return reason
 
     def _fail_open(self, skipped: list[tuple[TargetRuntime, str]]) -> TargetRuntime | None:
         """Every target was skipped: rather than refuse all traffic, try the likeliest one."""

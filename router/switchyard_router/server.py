@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -53,7 +54,9 @@ class Router:
         max_body_bytes: int | None = None,
         caller_tokens: list[str] | None = None,
         policy: str | None = None,
+        exact_tokens: bool = False,
     ) -> None:
+        self.exact_tokens = exact_tokens
         self.caller_tokens = caller_tokens or []
         self.metrics = metrics or Metrics()
         self.redactor = Redactor()
@@ -78,8 +81,19 @@ class Router:
             self.metrics.table_info.remove(previous.digest)
         self.metrics.table_info.labels(compiled.digest).set(1)
         self.metrics.table_loads.labels("ok").inc()
+        if self.exact_tokens:
+            self._preload_encodings(compiled)
         log.info("serving routing table %s: routes %s", compiled.digest, ", ".join(compiled.routes) or "none")
         return compiled
+
+    def _preload_encodings(self, compiled: CompiledTable) -> None:
+        models = [t.model for t in compiled.targets() if t.context_window is not None]
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # at start-up, before the loop: load now
+            self.dispatcher.token_counter.preload(models)
+            return
+        loop.run_in_executor(None, self.dispatcher.token_counter.preload, models)
 
     # --- request parsing -------------------------------------------------------------
 

@@ -291,3 +291,21 @@ async def test_a_provider_whose_keys_are_missing_gets_no_traffic(sim, start_rout
         await served_by(lonely)
     assert caught.value.status_code == 503  # nothing sent without a key, even failing open
     assert count(sim, "primary") == 0
+
+
+async def test_an_exact_count_keeps_a_target_the_estimate_would_skip(sim, start_router):
+    import tiktoken
+
+    table = table_for(sim.url)
+    table["providers"][0]["models"] = [{"name": "gpt-sim", "contextWindow": 60}]
+    router, client = await open_client(start_router, table)
+    # 200 characters of one repeated byte: the estimate says ~70 tokens, a real count says fewer.
+    messages = [{"role": "user", "content": "a" * 200}]
+    assert await served_by(client, messages=messages) == "claude"
+    merged = tiktoken.Encoding(
+        name="aa", pat_str=r"\S+|\s+",
+        mergeable_ranks={**{bytes([i]): i for i in range(256)}, b"aa": 256, b"aaaa": 257, b"aaaaaaaa": 258},
+        special_tokens={},
+    )
+    router.dispatcher.token_counter.encodings["gpt-sim"] = merged
+    assert await served_by(client, messages=messages) == "primary"  # 25 tokens + 4: it fits
