@@ -77,10 +77,11 @@ def sim_table(sim_url: str) -> dict[str, Any]:
                     {"provider": "gemini", "model": "gemini-2.0-flash"},
                 ],
                 "retry": {"attempts": 2, "backoff": {"base": "50ms", "max": "500ms"}},
-                "timeout": "2s",
+                "timeout": "1500ms",
                 "firstTokenTimeout": "1s",
             }
         ],
+        "circuitBreaker": {"consecutiveFailures": 3, "cooldown": "2s"},
     }
 
 
@@ -125,13 +126,15 @@ class Story:
             resp.raise_for_status()
 
     async def spend(self) -> None:
-        async with self.http.get(f"{self.router}/metrics") as resp:
-            text = await resp.text()
-        self.say("Tokens counted by the router (from /metrics)")
-        for line in text.splitlines():
-            if line.startswith("switchyard_tokens_total{"):
-                print(f"  {line}")
-        print(f"  requests served per provider: {self.served}")
+        async with self.http.get(f"{self.router}/usage") as resp:
+            report = await resp.json()
+        self.say("The spend so far (GET /usage: what the router reports to the operator)")
+        print(f"  {'provider':<9} {'model':<24} {'requests':>8} {'in':>6} {'out':>6} {'cost USD':>12}")
+        for c in report["counters"]:
+            print(
+                f"  {c['provider']:<9} {c['model']:<24} {c['requests']:>8} {c['inputTokens']:>6} "
+                f"{c['outputTokens']:>6} {c['costUSD']:>12}"
+            )
 
 
 def _stream_text(raw: bytes) -> str:
@@ -149,25 +152,28 @@ async def simulated_story(story: Story) -> None:
         await story.ask(f"question {i + 1}")
     await story.ask("and a streamed answer", stream=True)
 
-    story.say("2. The primary starts failing (HTTP 503 on every call): retried once, then Anthropic")
+    story.say("2. The primary starts failing (HTTP 503): retried, then Anthropic; after 3 failures")
+    print("   in a row its circuit opens and it is skipped without being asked")
     await story.fault("primary", error_rate=1.0, error_status=503)
     for i in range(3):
         await story.ask(f"question {i + 4}")
     await story.ask("streams fall back too, before their first byte", stream=True)
 
-    story.say("3. Anthropic is rate-limited too (429, Retry-After: 30): no waiting, straight to Gemini")
-    await story.fault("claude", error_rate=1.0, error_status=429, retry_after=30)
+    story.say("3. Anthropic is rate-limited too (429, Retry-After: 2): its key rests, Gemini answers")
+    await story.fault("claude", error_rate=1.0, error_status=429, retry_after=2)
     await story.ask("anyone there?")
+    await story.ask("still there?")
 
-    story.say("4. The primary hangs: the 2 s attempt timeout gives up on it")
+    story.say("4. The faults clear; after the 2 s cooldown one trial request closes the circuit")
     await story.clear()
+    await asyncio.sleep(2.1)
+    for i in range(3):
+        await story.ask(f"back to normal {i + 1}")
+
+    story.say("5. The primary hangs: the 1.5 s attempt timeout gives up on it")
     await story.fault("primary", hang_rate=1.0)
     await story.ask("a patient question")
-
-    story.say("5. The faults clear: traffic returns to the primary")
     await story.clear()
-    for i in range(2):
-        await story.ask(f"back to normal {i + 1}")
 
     story.say("6. A client error (HTTP 400) comes back as it is, never retried elsewhere")
     await story.fault("primary", error_rate=1.0, error_status=400)
