@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -31,7 +32,9 @@ from switchyard_router.table import (
     load_table,
 )
 
+from .budget import is_disabled
 from .models import LLMProviderSpec, RouteChain, RoutingPolicySpec
+from .replicas import share_of
 from .secrets import credential_key
 
 JSON = dict[str, Any]
@@ -217,6 +220,7 @@ class CompileResult:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     providers: list[str] = field(default_factory=list)  # referenced provider names
+    disabled: list[str] = field(default_factory=list)  # left out: budget exceeded (Disable)
     secrets: list[str] = field(default_factory=list)  # referenced Secret names
 
     @property
@@ -273,13 +277,14 @@ def describe_chains(table: RoutingTable) -> list[str]:
     return lines
 
 
-def _route(spec: Any) -> Route:
+def _route(spec: Any, disabled: frozenset[str] = frozenset()) -> Route:
     kwargs: JSON = {
         "name": spec.name,
         "strategy": spec.strategy,
         "targets": tuple(
             Target(provider=t.provider, model=t.model, weight=1 if t.weight is None else t.weight)
             for t in spec.targets
+            if t.provider not in disabled
         ),
         "retry": RetryPolicy(
             attempts=spec.retry.attempts,
@@ -299,9 +304,16 @@ def compile_policy(
     policy: Mapping[str, Any],
     providers: Mapping[str, Mapping[str, Any]],
     secrets: SecretValues,
+    *,
+    replicas: Mapping[str, int] | None = None,
+    now: datetime | None = None,
 ) -> CompileResult:
     """Compile one RoutingPolicy body against the LLMProvider bodies and Secret values of its
-    namespace (providers and secrets keyed by name)."""
+    namespace (providers and secrets keyed by name).
+
+    `replicas` (provider -> live routers using it) divides each provider's limits among the
+    routers; a provider whose budget is exceeded with onExceeded Disable is left out, with the
+    routes that have no other target."""
     meta = policy.get("metadata") or {}
     namespace = meta.get("namespace") or "default"
     resource = _ref("RoutingPolicy", meta)
@@ -345,11 +357,28 @@ def compile_policy(
                     f"{resource}: spec.routes[{i}].targets[{j}].model: {target.model!r} is not "
                     f"listed under LLMProvider {target.provider!r} models (it will be unpriced)"
                 )
+    moment = now or datetime.now(UTC)
+    disabled = frozenset(n for n in resolved if is_disabled(providers[n], moment))
+    result.disabled = sorted(disabled)
+    routes = []
+    for route in spec.routes:
+        if all(t.provider in disabled for t in route.targets):
+            result.warnings.append(
+                f"{resource}: route {route.name!r} is left out: all its providers are over budget "
+                f"({', '.join(sorted({t.provider for t in route.targets}))})"
+            )
+        else:
+            routes.append(_route(route, disabled))
+    shares = replicas or {}
     try:
         table = load_table(
             RoutingTable(
-                providers=tuple(r.provider for r in resolved.values() if r.provider is not None),
-                routes=tuple(_route(route) for route in spec.routes),
+                providers=tuple(
+                    share_of(r.provider, shares.get(name, 1))
+                    for name, r in resolved.items()
+                    if r.provider is not None and name not in disabled
+                ),
+                routes=tuple(routes),
                 circuit_breaker=CircuitBreakerPolicy.model_validate(
                     table_fields(CircuitBreakerPolicy, spec.circuit_breaker.model_dump())
                 ),
@@ -360,6 +389,7 @@ def compile_policy(
         result.problems.append(Problem(Reason.INVALID_TABLE, resource, "spec", str(exc)))
         return result
     result.table = table
-    for r in resolved.values():
-        result.credentials.update(r.credentials)
+    for name, r in resolved.items():
+        if name not in disabled:
+            result.credentials.update(r.credentials)
     return result

@@ -6,6 +6,9 @@
     LLMProvider (daemon, healthCheck.interval) -> probe; on a health flip, recompile its policies
     Secret added/changed/deleted            -> refresh the providers using it and their policies
     our ConfigMap/Secret deleted by someone -> rewrite it
+    a router's usage ConfigMap written      -> fold it into the providers' spend (usage_sync)
+    LLMProvider (daemon, report interval)   -> month rollover, stale routers, budget
+    RoutingPolicy (daemon, report interval) -> routers whose pods are gone, status.routers
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from .reconcile import (
     reconcile_policy,
     reconcile_provider,
 )
+from .usage_maps import USAGE_LABEL, parse_usage_map
+from .usage_sync import fold_into_provider, on_usage_map, sweep_policy
 
 PREFIX = "switchyard.dev"
 
@@ -111,6 +116,7 @@ async def provider_changed(
     namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
     await reconcile_provider(runtime(memo), _ns(namespace), name, logger)
+    await fold_into_provider(runtime(memo), _ns(namespace), name, [], logger)  # budget changes
     await recompile_for_provider(runtime(memo), _ns(namespace), name, logger)
 
 
@@ -135,6 +141,48 @@ async def health_probe(
         if interval is None:
             return
         await stopped.wait(interval)
+
+
+# --------------------------------------------------------------------------- usage reports
+
+
+@kopf.on.event("", "v1", "configmaps", labels={USAGE_LABEL: "true"})
+async def usage_report(
+    type: str, body: kopf.Body, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    usage = parse_usage_map(body) if type != "DELETED" else None
+    if usage is not None:
+        await on_usage_map(runtime(memo), _ns(namespace), usage, logger)
+
+
+async def _every_report_interval(
+    stopped: kopf.DaemonStopped, memo: Any, logger: kopf.Logger, step: Any
+) -> None:
+    while not stopped:
+        try:
+            await step()
+        except KubeError as exc:
+            logger.warning(f"usage round failed, will retry: {exc}")
+        await stopped.wait(runtime(memo).usage.report_interval)
+
+
+@kopf.daemon(GROUP, VERSION, PROVIDERS, cancellation_timeout=1.0)
+async def spend_housekeeping(
+    stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    await _every_report_interval(
+        stopped, memo, logger,
+        lambda: fold_into_provider(runtime(memo), _ns(namespace), name, [], logger),
+    )
+
+
+@kopf.daemon(GROUP, VERSION, POLICIES, cancellation_timeout=1.0)
+async def routers_sweep(
+    stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
+) -> None:
+    await _every_report_interval(
+        stopped, memo, logger, lambda: sweep_policy(runtime(memo), _ns(namespace), name, logger)
+    )
 
 
 # --------------------------------------------------------------------------- Secrets

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import httpx
@@ -34,7 +35,10 @@ from .outputs import (
     credentials_secret,
     routes_name,
 )
+from .propagation import routers_status
+from .replicas import live_per_policy, replicas_per_provider
 from .secrets import decode_secret
+from .usage_maps import UsageSettings, read_usage_maps
 
 JSON = dict[str, Any]
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]
@@ -56,6 +60,7 @@ class Runtime:
     http: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
     events: EventSink = kopf_events
     locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
+    usage: UsageSettings = field(default_factory=UsageSettings.from_env)
 
     def lock(self, kind: str, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((kind, namespace, name), asyncio.Lock())
@@ -189,14 +194,25 @@ async def reconcile_policy(
             if provider_name in providers:
                 secret_names |= referenced_secrets(providers[provider_name])
         secrets = await read_secrets(rt.kube, namespace, secret_names)
-        result = compile_policy(policy, providers, secrets)
+        # Limits are shared among the live routers of every policy routing to a provider.
+        now = datetime.now(UTC)
+        usage_maps = await read_usage_maps(rt.kube, namespace)
+        live = live_per_policy(usage_maps, now, rt.usage.stale_after)
+        providers_of = {
+            p["metadata"]["name"]: referenced_providers(p)
+            for p in await rt.kube.list(custom_path(POLICIES, namespace))
+        }
+        providers_of[name] = referenced_providers(policy)
+        replicas = replicas_per_provider(providers_of, live)
+        result = compile_policy(policy, providers, secrets, replicas=replicas, now=now)
         generation = policy["metadata"].get("generation")
         old: JSON = policy.get("status") or {}
         new: JSON = {"observedGeneration": generation}
+        current_hash: str | None = None
 
         if result.ok:
             wrote = await write_outputs(rt.kube, policy, result)
-            digest = result.digest()
+            digest = current_hash = result.digest()
             assert result.table is not None
             summary = (
                 f"{len(result.table.routes)} route(s) over {len(result.table.providers)} provider(s); "
@@ -221,6 +237,7 @@ async def reconcile_policy(
             existing = await rt.kube.get(core_path("configmaps", namespace, routes_name(name)))
             if existing is not None and existing.get("data", {}).get(TABLE_KEY):
                 digest = (existing["metadata"].get("annotations") or {}).get(HASH_ANNOTATION, "?")
+                current_hash = digest
                 ready = cond.condition(
                     cond.READY, True, "LastGoodTable",
                     f"routers keep the last good table {digest}; the new spec does not compile: "
@@ -241,6 +258,7 @@ async def reconcile_policy(
             else:
                 rt.events(policy, "Warning", str(result.reason), compiled["message"])
         new["conditions"] = cond.merge(old.get("conditions"), [compiled, ready])
+        new["routers"] = routers_status(name, current_hash, usage_maps, now, rt.usage.stale_after)
         if _status_changed(old, new):
             await _patch_status(rt.kube, POLICIES, policy, new)
         return result

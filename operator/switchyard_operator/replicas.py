@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from switchyard_router.table import Provider, RateLimits
 
-from .usage_maps import UsageMap
+if TYPE_CHECKING:
+    from .usage_maps import UsageMap
 
 
 def divide(limit: int | None, replicas: int) -> int | None:
