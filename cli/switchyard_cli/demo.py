@@ -19,9 +19,11 @@ from typing import Any
 
 import aiohttp
 import orjson
-import yaml
 from dotenv import dotenv_values
 
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "demo"
+SIM_PORT = 9100  # where samples/demo expects the simulator
+DEMO_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENROUTER_API_KEY", "GROQ_API_KEY")
 BOLD, DIM, GREEN, RED, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m"
 
 
@@ -30,59 +32,6 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def sim_table(sim_url: str) -> dict[str, Any]:
-    price = {"inputPerMillionTokens": "0.15", "outputPerMillionTokens": "0.60"}
-    return {
-        "providers": [
-            {
-                "name": "primary",
-                "type": "openai-compatible",
-                "baseURL": f"{sim_url}/primary/v1",
-                "credentials": [{"name": "main", "key": "PRIMARY_KEY"}],
-                "models": [{"name": "gpt-4o-mini", "pricing": price}],
-            },
-            {
-                "name": "claude",
-                "type": "anthropic",
-                "baseURL": f"{sim_url}/claude",
-                "credentials": [{"name": "main", "key": "CLAUDE_KEY"}],
-                "models": [
-                    {
-                        "name": "claude-3-5-haiku-latest",
-                        "pricing": {"inputPerMillionTokens": "0.80", "outputPerMillionTokens": "4"},
-                    }
-                ],
-            },
-            {
-                "name": "gemini",
-                "type": "gemini",
-                "baseURL": f"{sim_url}/gemini",
-                "credentials": [{"name": "main", "key": "GEMINI_KEY"}],
-                "models": [
-                    {
-                        "name": "gemini-2.0-flash",
-                        "pricing": {"inputPerMillionTokens": "0.10", "outputPerMillionTokens": "0.40"},
-                    }
-                ],
-            },
-        ],
-        "routes": [
-            {
-                "name": "chat",
-                "targets": [
-                    {"provider": "primary", "model": "gpt-4o-mini"},
-                    {"provider": "claude", "model": "claude-3-5-haiku-latest"},
-                    {"provider": "gemini", "model": "gemini-2.0-flash"},
-                ],
-                "retry": {"attempts": 2, "backoff": {"base": "50ms", "max": "500ms"}},
-                "timeout": "1500ms",
-                "firstTokenTimeout": "1s",
-            }
-        ],
-        "circuitBreaker": {"consecutiveFailures": 3, "cooldown": "2s"},
-    }
 
 
 class Story:
@@ -111,7 +60,7 @@ class Story:
         text = _stream_text(raw) if stream else orjson.loads(raw)["choices"][0]["message"]["content"]
         mode = "stream" if stream else "json  "
         print(
-            f"  {GREEN}200{RESET} {mode} {ms:6.1f} ms  provider={provider:<8} attempts={attempts}  "
+            f"  {GREEN}200{RESET} {mode} {ms:6.1f} ms  provider={provider:<10} attempts={attempts}  "
             f"{DIM}{(text or '')[:60]}{RESET}"
         )
 
@@ -129,10 +78,10 @@ class Story:
         async with self.http.get(f"{self.router}/usage") as resp:
             report = await resp.json()
         self.say("The spend so far (GET /usage: what the router reports to the operator)")
-        print(f"  {'provider':<9} {'model':<24} {'requests':>8} {'in':>6} {'out':>6} {'cost USD':>12}")
+        print(f"  {"provider":<10} {'model':<24} {'requests':>8} {'in':>6} {'out':>6} {'cost USD':>12}")
         for c in report["counters"]:
             print(
-                f"  {c['provider']:<9} {c['model']:<24} {c['requests']:>8} {c['inputTokens']:>6} "
+                f"  {c["provider"]:<10} {c['model']:<24} {c['requests']:>8} {c['inputTokens']:>6} "
                 f"{c['outputTokens']:>6} {c['costUSD']:>12}"
             )
 
@@ -154,13 +103,13 @@ async def simulated_story(story: Story) -> None:
 
     story.say("2. The primary starts failing (HTTP 503): retried, then Anthropic; after 3 failures")
     print("   in a row its circuit opens and it is skipped without being asked")
-    await story.fault("primary", error_rate=1.0, error_status=503)
+    await story.fault("openai", error_rate=1.0, error_status=503)
     for i in range(3):
         await story.ask(f"question {i + 4}")
     await story.ask("streams fall back too, before their first byte", stream=True)
 
     story.say("3. Anthropic is rate-limited too (429, Retry-After: 2): its key rests, Gemini answers")
-    await story.fault("claude", error_rate=1.0, error_status=429, retry_after=2)
+    await story.fault("anthropic", error_rate=1.0, error_status=429, retry_after=2)
     await story.ask("anyone there?")
     await story.ask("still there?")
 
@@ -171,12 +120,12 @@ async def simulated_story(story: Story) -> None:
         await story.ask(f"back to normal {i + 1}")
 
     story.say("5. The primary hangs: the 1.5 s attempt timeout gives up on it")
-    await story.fault("primary", hang_rate=1.0)
+    await story.fault("openai", hang_rate=1.0)
     await story.ask("a patient question")
     await story.clear()
 
     story.say("6. A client error (HTTP 400) comes back as it is, never retried elsewhere")
-    await story.fault("primary", error_rate=1.0, error_status=400)
+    await story.fault("openai", error_rate=1.0, error_status=400)
     await story.ask("a request the provider refuses")
     await story.clear()
     await story.ask("an unknown model", model="nobody/some-model")
@@ -188,6 +137,28 @@ async def real_story(story: Story) -> None:
     await story.ask("Say hello in five words.", model="default")
     await story.ask("Count to five.", model="default", stream=True)
     await story.spend()
+
+
+async def _compile(workdir: Path, env: dict[str, str]) -> None:
+    """`switchyard compile`, exactly as a GitOps pipeline would run it on the sample manifests."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import sys; from switchyard_cli import main; sys.exit(main(sys.argv[1:]))",
+        "compile",
+        "-f",
+        str(SAMPLES),
+        "--policy",
+        "demo",
+        "--output-dir",
+        str(workdir),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"switchyard compile failed:\n{err.decode()}{out.decode()}")
 
 
 async def _wait_for(process: asyncio.subprocess.Process, marker: bytes) -> None:
@@ -210,25 +181,27 @@ async def run(use_keys: bool) -> int:
         if use_keys:
             router_args = ["--env-file", ".env"]
         else:
-            sim_port = _free_port()
-            sim_url = f"http://127.0.0.1:{sim_port}"
+            sim_url = f"http://127.0.0.1:{SIM_PORT}"
             sim = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "switchyard_sim",
                 "--port",
-                str(sim_port),
+                str(SIM_PORT),
                 stdout=asyncio.subprocess.PIPE,
             )
             processes.append(sim)
             await _wait_for(sim, b"listening")
-            table_path = workdir / "table.yaml"
-            table_path.write_text(yaml.safe_dump(sim_table(sim_url), sort_keys=False))
-            env.update(
-                {"PRIMARY_KEY": "sk-demo-primary", "CLAUDE_KEY": "sk-ant-demo", "GEMINI_KEY": "AIza-demo"}
-            )
-            router_args = ["--config", str(table_path)]
-            print(f"{DIM}simulator on {sim_url}; routing table {table_path}{RESET}")
+            # The simulator takes any key; the sample manifests read theirs from the environment.
+            env.update({name: f"sk-demo-{name.lower()}" for name in DEMO_KEYS})
+            await _compile(workdir, env)
+            router_args = [
+                "--config",
+                str(workdir / "table.yaml"),
+                "--credentials-dir",
+                str(workdir / "credentials"),
+            ]
+            print(f"{DIM}simulator on {sim_url}; table compiled from {SAMPLES} into {workdir}{RESET}")
         router = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

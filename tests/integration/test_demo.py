@@ -17,10 +17,10 @@ async def test_the_demo_story_on_the_simulator():
     text = re.sub(r"\x1b\[[0-9;]*m", "", out.decode())
     steps = re.split(r"\n(?=\d\. )", text)
     served = [re.findall(r"provider=(\w+)", step) for step in steps[1:]]
-    assert set(served[0]) == {"primary"}
-    assert set(served[1]) == {"claude"} and "attempts=1" in steps[2]  # the circuit opened
+    assert set(served[0]) == {"openai"}
+    assert set(served[1]) == {"anthropic"} and "attempts=1" in steps[2]  # the circuit opened
     assert set(served[2]) == {"gemini"}
-    assert set(served[3]) == {"primary"}  # recovered after the cooldown
-    assert served[4] == ["claude"]
+    assert set(served[3]) == {"openai"}  # recovered after the cooldown
+    assert served[4] == ["anthropic"]
     assert "HTTP 400" in steps[6] and "HTTP 404" in steps[6]
     assert "cost USD" in text
