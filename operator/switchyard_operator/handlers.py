@@ -34,7 +34,7 @@ from .reconcile import (
     reconcile_provider,
 )
 from .usage_maps import USAGE_LABEL, parse_usage_map
-from .usage_sync import fold_into_provider, on_usage_map, sweep_policy
+from .usage_sync import fold_into_provider, housekeep_provider, on_usage_map, sweep_policy
 
 PREFIX = "switchyard.dev"
 
@@ -172,7 +172,7 @@ async def spend_housekeeping(
 ) -> None:
     await _every_report_interval(
         stopped, memo, logger,
-        lambda: fold_into_provider(runtime(memo), _ns(namespace), name, [], logger),
+        lambda: housekeep_provider(runtime(memo), _ns(namespace), name, logger),
     )
 
 

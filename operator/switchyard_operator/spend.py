@@ -22,11 +22,16 @@ Why the total neither loses nor double-counts (the argument, in one place):
 5. An incarnation is retired (its cumulative moves into `base` and it drops out of `live`) when
    its final report is folded, when a newer incarnation of the same pod reports (a container
    restart overwrites the pod's usage ConfigMap), when its pod is gone, or when it has been silent
-   longer than the stale window. Retiring moves a number from one term of the sum to another, so
-   the total is unchanged; only later reports of that incarnation are ignored from then on.
+   longer than the stale window (judged only after every published report was folded, so an
+   operator outage does not make live routers look silent). Retiring moves a number from one
+   term of the sum to another, so the total is unchanged; only later reports of that
+   incarnation are ignored from then on.
 
 What can be lost, and only this: a router killed without its final report loses what it served
-since its last report (at most one report interval); an incarnation retired as stale that comes
+since its last report (at most one report interval); when a container restarts while the
+operator is down or lagging, the new process overwrites the pod's ConfigMap and whatever the old
+one reported after the last fold is lost (the transport keeps one report per pod); an
+incarnation retired as stale that comes
 back loses what it serves afterwards; a report of the previous month that arrives after the
 operator's clock turned the month is not shown (the status shows the current month only).
 The `folded` list is bounded (oldest out): a retired incarnation's report replayed after more
@@ -189,7 +194,12 @@ def roll_over(ledger: Ledger | None, now: datetime) -> Ledger:
 
 
 def expire(ledger: Ledger, now: datetime, settings: FoldSettings) -> Ledger:
-    """Retire incarnations silent for longer than the stale window."""
+    """Retire incarnations silent for longer than the stale window.
+
+    Only after folding every report currently published (all usage ConfigMaps): an incarnation
+    whose fresh report simply has not been folded yet (after an operator outage) must not be
+    taken for silent. Folding refreshes `seen_at` whenever the sequence moved and the entry is
+    older than the heartbeat, so what is still stale afterwards has stopped reporting."""
     stale = [k for k, v in ledger.live.items() if now - v.seen_at > settings.stale_after]
     return _retire(ledger, stale, settings)
 
@@ -203,12 +213,12 @@ def fold(
     *,
     gone: bool = False,
 ) -> Ledger:
-    """Fold one report (or none: housekeeping only) into a provider's ledger.
+    """Fold one report (or none: the month rollover only) into a provider's ledger.
 
     `gone` treats the report as final (its pod no longer exists, so nothing more can come).
     Returns the new ledger; it equals the old one when the report adds nothing.
     """
-    state = expire(roll_over(ledger, now), now, settings)
+    state = roll_over(ledger, now)
     if report is None or report.incarnation in state.folded:
         return state
     final = report.final or gone

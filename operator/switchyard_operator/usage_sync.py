@@ -4,8 +4,9 @@
                                  resourceVersion precondition, re-read and re-fold on 409);
                                  delete it once its final report is folded; refresh the
                                  policy's routers (recompile when their number changed)
-    provider tick / change    -> month rollover, stale routers retired, WithinBudget, and a
-                                 recompile when the provider crosses its Disable budget
+    provider tick             -> every published report folded, then month rollover, stale
+                                 routers retired, WithinBudget, and a recompile when the
+                                 provider crosses its Disable budget (also on a spec change)
     policy tick               -> routers whose pod is gone are retired and their ConfigMaps
                                  deleted; routers status refreshed
 
@@ -37,7 +38,16 @@ from .reconcile import (
     reconcile_policy,
     referenced_providers,
 )
-from .spend import Ledger, fold, is_folded, merge_patch_for, parse_ledger, spend_status
+from .spend import (
+    Ledger,
+    expire,
+    fold,
+    is_folded,
+    merge_patch_for,
+    parse_ledger,
+    roll_over,
+    spend_status,
+)
 from .usage_maps import UsageMap, delete_usage_map, read_usage_maps
 
 JSON = dict[str, Any]
@@ -56,8 +66,11 @@ async def fold_into_provider(
     reports: Sequence[tuple[UsageReport, bool]],
     logger: Logger,
     body: JSON | None = None,
+    *,
+    expire_stale: bool = False,
 ) -> Ledger | None:
     """Fold (report, pod gone) pairs into one provider's status.spend, and judge its budget.
+    With `expire_stale` (the reports being every published one), retire silent routers.
 
     The ledger and the totals go out in one status write that carries the resourceVersion the
     fold started from; on 409 the provider is read again and the fold redone. Returns the
@@ -78,6 +91,8 @@ async def fold_into_provider(
             ledger = before
             for report, gone in reports:
                 ledger = fold(ledger, report, name, now, settings, gone=gone)
+            if expire_stale:
+                ledger = expire(roll_over(ledger, now), now, settings)
             if ledger is None or (before is None and ledger == Ledger(period=ledger.period)):
                 ledger_changed, new_spend = False, old_spend  # never used: nothing to record
             else:
@@ -169,6 +184,14 @@ async def on_usage_map(rt: Runtime, namespace: str, usage: UsageMap, logger: Log
     await fold_usage_map(rt, namespace, usage, logger)
     if usage.policy:
         await refresh_routers(rt, namespace, usage.policy, logger)
+
+
+async def housekeep_provider(rt: Runtime, namespace: str, name: str, logger: Logger) -> Ledger | None:
+    """Periodic: fold every published report, then roll the month over, retire silent routers
+    and judge the budget (which may re-enable a provider in a new month)."""
+    maps = await read_usage_maps(rt.kube, namespace)
+    reports = [(m.report, False) for m in maps]
+    return await fold_into_provider(rt, namespace, name, reports, logger, expire_stale=True)
 
 
 async def _pod_exists(rt: Runtime, namespace: str, pod: str) -> bool:

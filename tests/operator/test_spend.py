@@ -11,6 +11,7 @@ from switchyard_operator.spend import (
     Ledger,
     Totals,
     decimal_text,
+    expire,
     fold,
     is_folded,
     merge_patch_for,
@@ -131,7 +132,7 @@ def test_stale_incarnations_retire_and_cannot_come_back():
     serve(r, 2)
     state = run(None, [r.snapshot(table_hash="h")])
     later = T0 + timedelta(seconds=151)
-    quiet = fold(state, None, "openai", later, SETTINGS)
+    quiet = expire(fold(state, None, "openai", later, SETTINGS), later, SETTINGS)
     assert quiet.live == {} and quiet.base.requests == 2
     serve(r, 5)
     assert run(quiet, [r.snapshot(table_hash="h")], now=later).total().requests == 2
@@ -145,7 +146,7 @@ def test_idle_router_heartbeat_keeps_it_live_without_a_write_per_report():
     assert fold(state, r.snapshot(table_hash="h"), "openai", T0 + timedelta(seconds=15), SETTINGS) == state
     beat = fold(state, r.snapshot(table_hash="h"), "openai", T0 + timedelta(seconds=60), SETTINGS)
     assert beat.live[r.incarnation].seen_at == T0 + timedelta(seconds=60)
-    assert fold(beat, None, "openai", T0 + timedelta(seconds=200), SETTINGS).live  # not stale
+    assert expire(beat, T0 + timedelta(seconds=200), SETTINGS).live  # not stale
 
 
 def test_month_rollover_starts_from_zero():
