@@ -10,15 +10,25 @@ A pod annotated ``switchyard.dev/policy: <policy>`` gets, at creation:
   the kubelet's updates reach the router's hot reload);
 - ``OPENAI_BASE_URL=http://127.0.0.1:<port>/v1`` in every app container that does not set it,
   unless the pod is annotated ``switchyard.dev/inject-base-url: "false"``;
+- the label ``switchyard.dev/policy: <policy>`` (for selectors: PodMonitor, kubectl -l);
 - the annotation ``switchyard.dev/injected: <policy>``; a pod that has it, or already has a
   container named like the sidecar, is left alone (re-invocation and re-submission are no-ops).
 
-The router listens on 127.0.0.1 only: nothing outside the pod may spend its API keys. Kubelet
-``httpGet`` and ``tcpSocket`` probes connect to the pod IP, which a loopback listener does not
-answer (and ``probe.httpGet.host`` names a host reached from the node's network namespace, not
-the pod's). The probes are therefore ``exec`` probes run inside the sidecar: the image's Python,
-started with ``-I -S`` (no site-packages, about 20 ms), GETs /readyz (startup, readiness) or
-/healthz (liveness) on 127.0.0.1 with ``http.client``.
+The router's API listens on 127.0.0.1 only: nothing outside the pod may spend its API keys.
+Kubelet ``httpGet`` and ``tcpSocket`` probes connect to the pod IP, which a loopback listener
+does not answer (``probe.httpGet.host`` is dialled from the node's network namespace, so
+127.0.0.1 there is the node). Two correct ways, by ``healthPort``:
+
+- set (default 9464): the router's second listener (``--health-port``, on the pod IP) serves
+  only /healthz, /readyz and /metrics, no API and no keys. The kubelet probes it with
+  ``httpGet`` and Prometheus scrapes it (the port is named ``router-health``).
+- None: nothing but loopback. The probes are ``exec`` probes inside the sidecar: the image's
+  Python with ``-I -S`` (no site-packages, about 20 ms) GETs /readyz or /healthz on 127.0.0.1
+  with ``http.client``. Metrics then cannot be scraped.
+
+Ports are shared by every container of a pod: a pod whose containers declare the router's port
+or health port is refused with a message (the ``switchyard.dev/router-port`` annotation moves
+the router's API port for that pod).
 
 ``inject_sidecar`` is a pure function (pod in, mutated copy out) tested without a cluster. The
 kopf part is opt-in: ``register(registry, config)`` adds the mutating handler and a startup
@@ -48,6 +58,9 @@ PREFIX = "switchyard.dev"
 POLICY_ANNOTATION = f"{PREFIX}/policy"
 INJECTED_ANNOTATION = f"{PREFIX}/injected"
 BASE_URL_ANNOTATION = f"{PREFIX}/inject-base-url"
+PORT_ANNOTATION = f"{PREFIX}/router-port"
+HEALTH_PORT_NAME = "router-health"
+POLICY_LABEL = f"{PREFIX}/policy"
 TABLE_DIR = "/etc/switchyard/table"
 CREDENTIALS_DIR = "/etc/switchyard/credentials"
 TABLE_VOLUME = "switchyard-table"
@@ -91,6 +104,9 @@ class SidecarSettings(_Settings):
         }
     )
     base_url_env: str = "OPENAI_BASE_URL"
+    # The router's pod-IP listener for probes and metrics (/healthz, /readyz, /metrics only).
+    # None: loopback only, exec probes, no scraping.
+    health_port: int | None = Field(9464, ge=1, le=65535)
     startup: ProbeTiming = ProbeTiming(period_seconds=1, timeout_seconds=3, failure_threshold=60)
     readiness: ProbeTiming = ProbeTiming()
     liveness: ProbeTiming = ProbeTiming(period_seconds=20, timeout_seconds=3, failure_threshold=3)
@@ -168,6 +184,17 @@ def _exec_probe(path: str, port: int, timing: ProbeTiming) -> JSON:
     }
 
 
+def _probe(path: str, settings: SidecarSettings, timing: ProbeTiming) -> JSON:
+    if settings.health_port is None:
+        return _exec_probe(path, settings.port, timing)
+    return {
+        "httpGet": {"path": path, "port": HEALTH_PORT_NAME, "scheme": "HTTP"},
+        "periodSeconds": timing.period_seconds,
+        "timeoutSeconds": timing.timeout_seconds,
+        "failureThreshold": timing.failure_threshold,
+    }
+
+
 def _field_env(name: str, path: str) -> JSON:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
@@ -185,7 +212,7 @@ def security_context(run_as_user: int) -> JSON:
 
 
 def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
-    return {
+    container: JSON = {
         "name": settings.container_name,
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
@@ -206,15 +233,21 @@ def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
         ],
         "resources": copy.deepcopy(settings.resources),
         "securityContext": security_context(settings.run_as_user),
-        "startupProbe": _exec_probe("/readyz", settings.port, settings.startup),
-        "readinessProbe": _exec_probe("/readyz", settings.port, settings.readiness),
-        "livenessProbe": _exec_probe("/healthz", settings.port, settings.liveness),
+        "startupProbe": _probe("/readyz", settings, settings.startup),
+        "readinessProbe": _probe("/readyz", settings, settings.readiness),
+        "livenessProbe": _probe("/healthz", settings, settings.liveness),
         "volumeMounts": [
             {"name": TABLE_VOLUME, "mountPath": TABLE_DIR, "readOnly": True},
             {"name": CREDENTIALS_VOLUME, "mountPath": CREDENTIALS_DIR, "readOnly": True},
         ],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if settings.health_port is not None:
+        container["args"] += ["--health-port", str(settings.health_port)]
+        container["ports"] = [
+            {"name": HEALTH_PORT_NAME, "containerPort": settings.health_port, "protocol": "TCP"}
+        ]
+    return container
 
 
 def volumes(policy: str) -> list[JSON]:
@@ -222,6 +255,20 @@ def volumes(policy: str) -> list[JSON]:
         {"name": TABLE_VOLUME, "configMap": {"name": f"{policy}-routes"}},
         {"name": CREDENTIALS_VOLUME, "secret": {"secretName": f"{policy}-credentials"}},
     ]
+
+
+def _with_port_override(pod: JSON, settings: SidecarSettings) -> SidecarSettings:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(PORT_ANNOTATION)
+    if value is None:
+        return settings
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535 or port == settings.health_port:
+        raise InjectionError(f"annotation {PORT_ANNOTATION}={value!r} is not a free port number")
+    return settings.model_copy(update={"port": port})
 
 
 def inject_sidecar(pod: JSON, policy: str, settings: SidecarSettings) -> JSON:
@@ -238,6 +285,18 @@ def inject_sidecar(pod: JSON, policy: str, settings: SidecarSettings) -> JSON:
         raise InjectionError(
             "pods with hostNetwork cannot have the router sidecar: its loopback port would be the node's"
         )
+    settings = _with_port_override(pod, settings)
+    taken = {
+        port.get("containerPort")
+        for c in [*spec.get("initContainers", []), *spec.get("containers", [])]
+        for port in c.get("ports", [])
+    }
+    for port in (settings.port, settings.health_port):
+        if port in taken:
+            raise InjectionError(
+                f"port {port} is declared by a container of this pod and the router needs it: "
+                f"set the annotation {PORT_ANNOTATION} to a free port (or change the chart's sidecar ports)"
+            )
     existing = {v.get("name") for v in spec.get("volumes", [])}
     clash = existing & {TABLE_VOLUME, CREDENTIALS_VOLUME}
     if clash:
@@ -254,6 +313,8 @@ def inject_sidecar(pod: JSON, policy: str, settings: SidecarSettings) -> JSON:
             if not any(e.get("name") == settings.base_url_env for e in env):
                 env.append({"name": settings.base_url_env, "value": base_url})
     annotations[INJECTED_ANNOTATION] = policy
+    # A label too (selectors cannot see annotations): PodMonitor, `kubectl get -l`.
+    metadata.setdefault("labels", {})[POLICY_LABEL] = policy
     return out
 
 

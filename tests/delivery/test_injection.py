@@ -12,6 +12,7 @@ from switchyard_operator.webhook import (
     BASE_URL_ANNOTATION,
     INJECTED_ANNOTATION,
     POLICY_ANNOTATION,
+    PORT_ANNOTATION,
     InjectionError,
     SidecarSettings,
     WebhookConfig,
@@ -61,6 +62,9 @@ def test_native_sidecar_with_args_env_and_mounts() -> None:
     assert volumes[mounts["/etc/switchyard/credentials"]["name"]]["secret"] == {"secretName": "chatbot-credentials"}
     assert router["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}
     assert out["metadata"]["annotations"][INJECTED_ANNOTATION] == "chatbot"
+    assert out["metadata"]["labels"] == {"switchyard.dev/policy": "chatbot"}
+    assert router["ports"] == [{"name": "router-health", "containerPort": 9464, "protocol": "TCP"}]
+    assert router["args"][-2:] == ["--health-port", "9464"]
 
 
 def test_security_context_is_locked_down() -> None:
@@ -76,15 +80,24 @@ def test_security_context_is_locked_down() -> None:
     }
 
 
-def test_probes_run_inside_the_pod_against_loopback() -> None:
+def test_probes_use_the_health_listener_on_the_pod_ip() -> None:
     router = sidecar(inject_sidecar(pod(), "chatbot", SETTINGS))
+    for probe, path in (("startupProbe", "/readyz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        assert router[probe]["httpGet"] == {"path": path, "port": "router-health", "scheme": "HTTP"}
+    assert router["startupProbe"]["periodSeconds"] * router["startupProbe"]["failureThreshold"] >= 30
+    # The API itself stays on loopback.
+    assert router["args"][:2] == ["--host", "127.0.0.1"]
+
+
+def test_loopback_only_probes_run_inside_the_pod() -> None:
+    router = sidecar(inject_sidecar(pod(), "chatbot", SidecarSettings(healthPort=None)))
+    assert "ports" not in router and "--health-port" not in router["args"]
     for probe, path in (("startupProbe", "/readyz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         spec = router[probe]
         assert "httpGet" not in spec and "tcpSocket" not in spec, "kubelet would dial the pod IP"
         command = spec["exec"]["command"]
         assert command[:4] == ["python", "-I", "-S", "-c"]
         assert "'127.0.0.1',8080" in command[4] and f"'{path}'" in command[4]
-    assert router["startupProbe"]["periodSeconds"] * router["startupProbe"]["failureThreshold"] >= 30
 
 
 def test_probe_script_checks_the_status(unused_tcp_port: int) -> None:
@@ -94,7 +107,7 @@ def test_probe_script_checks_the_status(unused_tcp_port: int) -> None:
     import sys
     import threading
 
-    settings = SidecarSettings(port=unused_tcp_port)
+    settings = SidecarSettings(port=unused_tcp_port, healthPort=None)
     script = sidecar(inject_sidecar(pod(), "p", settings))["readinessProbe"]["exec"]["command"][4]
     run = [sys.executable, "-I", "-S", "-c", script]
     assert subprocess.run(run, capture_output=True, timeout=10, check=False).returncode != 0
@@ -147,6 +160,27 @@ def test_settings_change_port_name_and_resources() -> None:
     assert router["name"] == "llm" and "9090" in router["args"]
     assert router["resources"] == {"requests": {"cpu": "10m"}}
     assert out["spec"]["containers"][0]["env"] == [{"name": "LLM_URL", "value": "http://127.0.0.1:9090/v1"}]
+    moved = sidecar(inject_sidecar(pod(), "p", SidecarSettings(healthPort=15020)))
+    assert moved["args"][-2:] == ["--health-port", "15020"]
+    assert moved["ports"][0]["containerPort"] == 15020
+
+
+def test_port_clashes_are_refused_and_the_annotation_moves_the_router() -> None:
+    busy = pod()
+    busy["spec"]["containers"][0]["ports"] = [{"containerPort": 8080}]
+    with pytest.raises(InjectionError, match="port 8080 is declared"):
+        inject_sidecar(busy, "chatbot", SETTINGS)
+    busy["metadata"]["annotations"][PORT_ANNOTATION] = "18080"
+    out = inject_sidecar(busy, "chatbot", SETTINGS)
+    assert "18080" in sidecar(out)["args"]
+    assert out["spec"]["containers"][0]["env"] == [{"name": "OPENAI_BASE_URL", "value": "http://127.0.0.1:18080/v1"}]
+    health = pod()
+    health["spec"]["containers"][0]["ports"] = [{"containerPort": 9464}]
+    with pytest.raises(InjectionError, match="port 9464"):
+        inject_sidecar(health, "chatbot", SETTINGS)
+    for bad in ("http", "0", "9464"):
+        with pytest.raises(InjectionError, match="not a free port"):
+            inject_sidecar(pod({PORT_ANNOTATION: bad}), "chatbot", SETTINGS)
 
 
 def test_idempotent() -> None:
