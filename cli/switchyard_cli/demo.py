@@ -78,10 +78,10 @@ class Story:
         async with self.http.get(f"{self.router}/usage") as resp:
             report = await resp.json()
         self.say("The spend so far (GET /usage: what the router reports to the operator)")
-        print(f"  {"provider":<10} {'model':<24} {'requests':>8} {'in':>6} {'out':>6} {'cost USD':>12}")
+        print(f"  {'provider':<10} {'model':<24} {'requests':>8} {'in':>6} {'out':>6} {'cost USD':>12}")
         for c in report["counters"]:
             print(
-                f"  {c["provider"]:<10} {c['model']:<24} {c['requests']:>8} {c['inputTokens']:>6} "
+                f"  {c['provider']:<10} {c['model']:<24} {c['requests']:>8} {c['inputTokens']:>6} "
                 f"{c['outputTokens']:>6} {c['costUSD']:>12}"
             )
 
