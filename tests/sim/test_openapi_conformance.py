@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import yaml
-from jsonschema import Draft202012Validator
 from switchyard_sim import Simulator
 
+from ..openai_spec import AVAILABLE, check
 from .conftest import CHAT, openai_headers
-
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "openai-openapi.yaml"
-if not SPEC.exists():  # the repository may be checked out on its own
-    SPEC = Path("/work/shared/specs/openai-openapi.yaml")
 
 TOOL = {
     "type": "function",
@@ -27,37 +20,7 @@ TOOL = {
 }
 
 
-def _nullable_to_null(node: Any) -> Any:
-    """The spec mixes OpenAPI 3.0's `nullable: true` into 3.1 schemas; JSON Schema needs null."""
-    if isinstance(node, list):
-        return [_nullable_to_null(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _nullable_to_null(value) for key, value in node.items()}
-    if node.pop("nullable", False):
-        if isinstance(node.get("type"), str):
-            node["type"] = [node["type"], "null"]
-        if isinstance(node.get("enum"), list):
-            node["enum"] = [*node["enum"], None]
-        if "$ref" in node or "anyOf" in node or "allOf" in node or "oneOf" in node:
-            node = {"anyOf": [node, {"type": "null"}]}
-    return node
-
-
-@functools.cache
-def _spec() -> dict[str, Any]:
-    with SPEC.open() as handle:
-        loaded = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return {"components": {"schemas": _nullable_to_null(loaded["components"]["schemas"])}}
-
-
-def check(schema_name: str, instance: Any) -> None:
-    root = {**_spec(), "$ref": f"#/components/schemas/{schema_name}"}
-    errors = sorted(Draft202012Validator(root).iter_errors(instance), key=str)
-    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
-
-
-pytestmark = pytest.mark.skipif(not SPEC.exists(), reason="OpenAI's OpenAPI description is not available")
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason="OpenAI's OpenAPI description is not available")
 
 
 async def post(http, sim: Simulator, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
