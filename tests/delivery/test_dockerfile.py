@@ -76,3 +76,10 @@ def test_dockerignore_keeps_the_context_small() -> None:
     assert lines[1] == "**" or "**" in lines
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert allowed == {"pyproject.toml", "README.md", "router", "operator", "simulator", "cli"}
+
+
+def test_the_image_gets_what_the_webhook_certificates_import() -> None:
+    """certs.py needs cryptography, which the `operator` extra does not (yet) pull in."""
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["operator"]
+    in_extra = any(req.startswith("cryptography") for req in extra)
+    assert in_extra or '"cryptography>=' in DOCKERFILE.read_text()
