@@ -20,10 +20,8 @@ COPY operator/ operator/
 COPY simulator/ simulator/
 COPY cli/ cli/
 # Every dependency ships wheels for linux/amd64 and arm64: no compiler in either stage.
-# cryptography: the webhook's self-managed certificates (operator/switchyard_operator/certs.py);
-# it belongs in the `operator` extra, and goes from here once it is there.
 # Byte-compile here so the runtime stage works with a read-only root filesystem.
-RUN /opt/switchyard/bin/pip install --no-compile ".[operator]" "cryptography>=42" \
+RUN /opt/switchyard/bin/pip install --no-compile ".[operator]" \
     && /opt/switchyard/bin/python -m compileall -q /opt/switchyard/lib
 
 # ---------------------------------------------------------------- runtime

@@ -25,6 +25,8 @@ bench: $(BIN)/.installed
 
 crds: $(BIN)/.installed
 	$(BIN)/python -m switchyard_operator.crdgen
+	cp crds/*.yaml helm/switchyard/crds/
+	$(BIN)/python -m switchyard_operator.docgen
 
 clean:
 	rm -rf $(VENV) .coverage coverage.xml
