@@ -61,6 +61,8 @@ class Runtime:
     events: EventSink = kopf_events
     locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     usage: UsageSettings = field(default_factory=UsageSettings.from_env)
+    # (namespace, usage ConfigMap) -> what its last report said about its router (to skip work)
+    routers_seen: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
 
     def lock(self, kind: str, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((kind, namespace, name), asyncio.Lock())

@@ -153,13 +153,16 @@ async def fold_usage_map(
     return False
 
 
-async def refresh_routers(rt: Runtime, namespace: str, policy: str, logger: Logger) -> JSON | None:
+async def refresh_routers(
+    rt: Runtime, namespace: str, policy: str, logger: Logger, maps: list[UsageMap] | None = None
+) -> JSON | None:
     """Write status.routers of a policy; recompile the policies sharing its providers when its
     number of live routers changed (each router's share of the limits changes with it)."""
     body = await rt.kube.get(custom_path(POLICIES, namespace, policy))
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
-    maps = await read_usage_maps(rt.kube, namespace)
+    if maps is None:
+        maps = await read_usage_maps(rt.kube, namespace)
     table = await rt.kube.get(core_path("configmaps", namespace, routes_name(policy)))
     current = ((table or {}).get("metadata", {}).get("annotations") or {}).get(HASH_ANNOTATION)
     routers = routers_status(policy, current, maps, datetime.now(UTC), rt.usage.stale_after)
@@ -180,10 +183,16 @@ async def refresh_routers(rt: Runtime, namespace: str, policy: str, logger: Logg
 
 
 async def on_usage_map(rt: Runtime, namespace: str, usage: UsageMap, logger: Logger) -> None:
-    """A router wrote its report."""
-    await fold_usage_map(rt, namespace, usage, logger)
-    if usage.policy:
+    """A router wrote its report. The policy's routers are refreshed when what this router says
+    about itself changed (a new process, another table, final); the periodic sweep notices
+    routers that fall silent."""
+    deleted = await fold_usage_map(rt, namespace, usage, logger)
+    report = usage.report
+    key = (namespace, usage.name)
+    said = (usage.policy, report.incarnation, report.table_hash, report.final, deleted)
+    if usage.policy and rt.routers_seen.get(key) != said:
         await refresh_routers(rt, namespace, usage.policy, logger)
+    rt.routers_seen[key] = said
 
 
 async def housekeep_provider(rt: Runtime, namespace: str, name: str, logger: Logger) -> Ledger | None:
@@ -203,12 +212,14 @@ async def sweep_policy(rt: Runtime, namespace: str, policy: str, logger: Logger)
     there will be), finish final reports left behind, refresh status.routers."""
     now = datetime.now(UTC)
     overdue = timedelta(seconds=2 * rt.usage.report_interval)
-    for usage in await read_usage_maps(rt.kube, namespace):
+    maps = await read_usage_maps(rt.kube, namespace)
+    retired = False
+    for usage in maps:
         if usage.policy != policy:
             continue
         if usage.report.final:
-            await fold_usage_map(rt, namespace, usage, logger)
+            retired |= await fold_usage_map(rt, namespace, usage, logger)
         elif now - usage.report.reported_at > overdue and not await _pod_exists(rt, namespace, usage.pod):
             logger.info(f"router pod {usage.pod} is gone: folding its last report")
-            await fold_usage_map(rt, namespace, usage, logger, gone=True)
-    return await refresh_routers(rt, namespace, policy, logger)
+            retired |= await fold_usage_map(rt, namespace, usage, logger, gone=True)
+    return await refresh_routers(rt, namespace, policy, logger, None if retired else maps)
