@@ -73,7 +73,9 @@ async def connection(
         writer.close()
 
 
-async def measure(url: str, body: bytes, key: str, concurrency: int, duration: float, warmup: float) -> dict:
+async def measure(
+    url: str, body: bytes, key: str, concurrency: int, duration: float, warmup: float
+) -> dict[str, float | int]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     request = (
