@@ -12,6 +12,10 @@ _COMMANDS = {
     "demo": ("switchyard_cli.demo", "run the simulator and the router and tell a short routing story"),
     "sim": ("switchyard_sim.cli", "run the provider simulator (OpenAI, Anthropic, Gemini wire formats)"),
     "compile": ("switchyard_operator.compile_cli", "compile LLMProvider/RoutingPolicy manifests offline"),
+    "report": (
+        "switchyard_operator.report_cli",
+        "compare providers from the cluster's status or a router's metrics",
+    ),
 }
 
 

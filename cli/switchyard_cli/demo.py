@@ -85,6 +85,20 @@ class Story:
                 f"{c['outputTokens']:>6} {c['costUSD']:>12}"
             )
 
+    async def report(self) -> None:
+        self.say("Providers compared (switchyard report --metrics-url .../metrics)")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import sys; from switchyard_cli import main; sys.exit(main(sys.argv[1:]))",
+            "report",
+            "--metrics-url",
+            f"{self.router}/metrics",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await process.communicate()
+        print("  " + out.decode().rstrip().replace("\n", "\n  "))
+
 
 def _stream_text(raw: bytes) -> str:
     text = ""
@@ -130,6 +144,7 @@ async def simulated_story(story: Story) -> None:
     await story.clear()
     await story.ask("an unknown model", model="nobody/some-model")
     await story.spend()
+    await story.report()
 
 
 async def real_story(story: Story) -> None:
