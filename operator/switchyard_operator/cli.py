@@ -43,6 +43,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
     parser.add_argument(
+        "--metrics-port", type=int, metavar="PORT",
+        help="serve Prometheus metrics (provider spend, budget, health) on this port",
+    )
+    parser.add_argument(
         "--webhook", type=Path, metavar="CONFIG",
         help="also serve the sidecar-injection webhook, configured by this YAML file (see webhook.py)",
     )
@@ -60,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
         register(kopf.get_default_registry(), WebhookConfig.load(args.webhook))
 
+    if args.metrics_port:
+        from .metrics import serve
+
+        serve(args.metrics_port)
     kopf.configure(verbose=args.verbose, debug=args.debug)
     asyncio.run(
         kopf.operator(

@@ -21,6 +21,7 @@ import kopf
 
 from .health import DEFAULT_INTERVAL, probe_provider
 from .kube import Kube, KubeError
+from .metrics import PROVIDERS as PROVIDERS_SEEN
 from .models import GROUP, VERSION
 from .outputs import MANAGED_BY, POLICY_LABEL
 from .reconcile import (
@@ -122,8 +123,9 @@ async def provider_changed(
 
 @kopf.on.event(GROUP, VERSION, PROVIDERS)
 async def provider_event(
-    type: str, namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
+    type: str, namespace: str | None, name: str, body: kopf.Body, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
+    PROVIDERS_SEEN.seen(_ns(namespace), name, None if type == "DELETED" else dict(body))
     if type == "DELETED":
         await recompile_for_provider(runtime(memo), _ns(namespace), name, logger)
 

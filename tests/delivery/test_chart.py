@@ -209,7 +209,7 @@ def test_default_operator_deployment(rendered: dict[str, Any]) -> None:
     assert args[0].startswith('exec switchyard-operator "$@" --priority "$(od ')
     assert args[1:] == [
         "switchyard-operator", "--all-namespaces", "--peering=switchyard",
-        "--liveness=http://0.0.0.0:8081/healthz", "--webhook=/etc/switchyard/webhook/config.yaml",
+        "--liveness=http://0.0.0.0:8081/healthz", "--metrics-port=9090", "--webhook=/etc/switchyard/webhook/config.yaml",
     ]
     assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "switchyard"
     pdb = find(docs, "PodDisruptionBudget")
@@ -256,6 +256,7 @@ def test_operator_rbac_is_least_privilege(rendered: dict[str, Any]) -> None:
         "core/secrets": crud,
         "core/configmaps": crud,
         "core/events": {"create"},
+        "core/pods": {"get"},  # is the router behind a usage report still there?
         "events.k8s.io/events": {"create"},
         "kopf.dev/kopfpeerings": {"get", "list", "watch", "patch"},
     }

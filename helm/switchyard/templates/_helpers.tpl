@@ -104,6 +104,10 @@ seccompProfile:
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# Is the router behind a usage report still running? (its pod gone: fold its last report)
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]
