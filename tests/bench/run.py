@@ -305,6 +305,7 @@ def measure(rig: Rig, url: str, kind: str, concurrency: int, proxy: int | None) 
         "rps": out["requests"] / (out["duration_us"] / 1e6),
         "p50_ms": out["p50_us"] / 1000,
         "p99_ms": out["p99_us"] / 1000,
+        "max_ms": out["max_us"] / 1000,
         "errors": sum(out["errors"].values()),
         "requests": out["requests"],
         "proxy_cpu_us": used.servers[proxy] * 1e6 / requests if proxy else None,
