@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -164,17 +164,8 @@ def write_table(workdir: Path, sim_url: str) -> Path:
 
 
 def router_argv(port: int, table: Path) -> list[str]:
-    return [
-        PYTHON,
-        "-m",
-        "switchyard_router",
-        "--port",
-        str(port),
-        "--config",
-        str(table),
-        "--log-level",
-        "ERROR",
-    ]
+    options = ["--port", str(port), "--config", str(table), "--log-level", "ERROR"]
+    return [PYTHON, "-m", "switchyard_router", *options]
 
 
 def floor_argv(port: int, sim_url: str) -> list[str]:
@@ -245,17 +236,8 @@ class Rig:
 
 
 def run_wrk(wrk: str, url: str, kind: str, concurrency: int, seconds: float) -> dict[str, Any]:
-    argv = [
-        wrk,
-        "-t1",
-        f"-c{concurrency}",
-        f"-d{seconds}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(HERE / "chat.lua"),
-        url,
-    ]
+    options = ["-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "5s", "-s", str(HERE / "chat.lua")]
+    argv = [wrk, *options, url]
     env = {**os.environ, "BENCH_BODY": BODIES[kind]}
     done = subprocess.run(pinned(LOADGEN_CORE, argv), capture_output=True, text=True, env=env, check=False)
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
@@ -527,17 +509,7 @@ def as_json(
             for (m, k, c), cell in cells.items()
         ],
         "router": router,
-        "targets": [
-            {
-                "name": t.name,
-                "measured": t.measured,
-                "limit": t.limit,
-                "unit": t.unit,
-                "passed": t.passed,
-                "other_pct": t.other,
-            }
-            for t in checks
-        ],
+        "targets": [asdict(t) | {"passed": t.passed} for t in checks],
     }
 
 
