@@ -6,11 +6,11 @@ percentiles, `ttfb_client` for streams' time to first body byte. The load genera
 simulator share core 0; the proxy under test (router or floor, never loaded at the same time) is
 alone on core 1. Then the router's RSS and its start-to-first-served-request time.
 
-    python -m tests.bench.run [--duration 5] [--repeat 1] [--sched rt] [--json results.json]
+    python -m tests.bench.run [--duration 5] [--repeat 1] [--sched nice|rt] [--json results.json]
 
-About 2.5 minutes with the defaults. As root the servers run SCHED_FIFO and the load generators at
-nice -20 (see `prioritise`), so that other work on a shared machine cannot take their cores; the
-'other' column shows the CPU it took anyway.
+About 2.5 minutes with the defaults. As root the bench runs at nice -20 (see `prioritise`) so that
+other work on a shared machine takes as little of its cores as possible; the 'other' column shows
+the CPU it took anyway, and target lines say when that was much.
 """
 
 from __future__ import annotations
@@ -445,12 +445,14 @@ def targets(cells: dict[tuple[str, str, int], Cell], rss: float, start_ms: float
 def prioritise(policy: str) -> str:
     """Put the bench ahead of other work on the machine; returns what was done, for the report.
 
-    rt: the servers (simulator, router, floor) run SCHED_FIFO, so no other process delays them; the
-    load generators run at nice -20 with a 0.1 ms EEVDF slice, so they preempt other work as soon as
-    they wake. Load generators are kept out of SCHED_FIFO on purpose: a core saturated by FIFO tasks
-    is throttled by the kernel for 50 ms every second, which wrk's latency correction turns into a
-    p99 of ~40 ms. A saturated proxy core (c >= 16) still hits that limit: p99 there includes it.
-    nice: everything at nice -20 with the short slice. none: as started.
+    nice (default): every process of the bench at nice -20 with a 0.1 ms EEVDF slice, so it takes
+    the core from other work as soon as it wakes; only other work's leftover share remains.
+    rt: on top of that the servers (simulator, router, floor) run SCHED_FIFO, which shuts other work
+    out entirely (cleaner p50 and throughput on a busy machine) but has artifacts once a core
+    saturates (c >= 16): the kernel's RT throttling (50 ms a second) and softirq work starved behind
+    the FIFO tasks show up as p99 and max latencies of 50 ms to seconds. The load generators never
+    run FIFO: with wrk and the simulator both FIFO, core 0 saturates even at c=1.
+    none: as started.
     """
     if policy == "none":
         return "default priority"
@@ -530,9 +532,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="rounds over every cell; medians are reported")
     parser.add_argument(
         "--sched",
-        choices=["rt", "nice", "none"],
-        default="rt",
-        help="priority over other work on the machine (default rt; needs root; see prioritise())",
+        choices=["nice", "rt", "none"],
+        default="nice",
+        help="priority over other work on the machine (default nice; needs root; see prioritise())",
     )
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     return parser.parse_args(argv)
