@@ -59,7 +59,16 @@ async def test_a_policy_change_reaches_a_router_under_load_without_a_failed_requ
     await eventually(lambda: kube.get(cm_path("chat")))
 
     router = await start_router(str(api.url), unused_tcp_port)
-    url = f"http://127.0.0.1:{unused_tcp_port}"
+    try:
+        await drive(router, api, kube, unused_tcp_port)
+    finally:
+        if router.returncode is None:  # a failed assertion must not leave the process behind
+            router.kill()
+            await router.wait()
+
+
+async def drive(router: asyncio.subprocess.Process, api, kube, port: int) -> None:
+    url = f"http://127.0.0.1:{port}"
     body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
     served: list[tuple[float, str]] = []
     failures = 0
