@@ -32,7 +32,6 @@ from .metrics import Metrics, TargetSeries
 from .redact import Redactor
 from .runtime import KEY_COOLDOWN, KEY_REVOKED_FOR, CompiledRoute, KeyRuntime, TargetRuntime
 from .selection import order_targets
-from .sse import SSEDecoder
 from .tokens import TokenCounter
 from .upstreams import Upstreams
 from .usage import UsageLedger
@@ -386,7 +385,6 @@ class UpstreamStream:
         self.translator = translator
         self.deadline = deadline
         self.idle_timeout = idle_timeout
-        self.decoder = SSEDecoder()
         self.first = b""
         self._response: aiohttp.ClientResponse | None = None
         self._started = perf_counter()
@@ -431,12 +429,9 @@ class UpstreamStream:
 
     def _translate(self, chunk: bytes) -> bytes:
         """Client frames for a piece of upstream bytes; b"" (the end) also closes the translation."""
-        feed = self.translator.feed
-        if chunk:
-            return b"".join(feed(event, data) for event, data in self.decoder.feed(chunk))
-        self.finished = True
-        tail = b"".join(feed(event, data) for event, data in self.decoder.flush())
-        return tail + self.translator.finish()
+        if not chunk:
+            self.finished = True
+        return self.translator.translate(chunk)
 
     async def rest(self) -> AsyncIterator[bytes]:
         """Frames after the first, until the stream's end; UpstreamError if it breaks."""

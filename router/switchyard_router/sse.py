@@ -33,6 +33,23 @@ class SSEDecoder:
         self._buffer = buffer[start:]
         return events
 
+    def complete(self, chunk: bytes) -> bytes:
+        """Whole events as the raw bytes they came in (up to the last blank line); the rest
+        waits for more. For streams without CR line ends, which pass through untouched."""
+        buffer = self._buffer + chunk
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            self._buffer = buffer
+            return b""
+        self._buffer = buffer[end + 2 :]
+        return buffer[: end + 2]
+
+    @staticmethod
+    def parse(block: bytes) -> list[tuple[str | None, bytes]]:
+        """The events in whole-event bytes from `complete`."""
+        events = (_parse_event(part) for part in block.split(b"\n\n"))
+        return [event for event in events if event is not None]
+
     def flush(self) -> list[tuple[str | None, bytes]]:
         """The last event when the stream ended without a blank line."""
         rest, self._buffer = self._buffer, b""
@@ -41,6 +58,8 @@ class SSEDecoder:
 
 
 def _parse_event(block: bytes) -> tuple[str | None, bytes] | None:
+    if not block:
+        return None
     if block.startswith(b"data: ") and b"\n" not in block:
         return None, block[6:]  # the common case: one data line, no event name
     event: str | None = None

@@ -84,7 +84,7 @@ def test_stream_keeps_the_usage_chunk_when_asked_and_odd_data_passes():
     stream = ADAPTER.stream(StreamState(model="m", include_usage=True))
     usage = chunk(usage={"prompt_tokens": 3, "completion_tokens": 1})
     assert stream.feed(None, usage) == b"data: " + usage + b"\n\n"
-    assert stream.feed(None, b'"usage" but not json') == b'data: "usage" but not json\n\n'
+    assert stream.feed(None, b'"usage":{ not json') == b'data: "usage":{ not json\n\n'
     null_usage = orjson.dumps({"choices": [{"index": 0, "delta": {}}], "usage": None})
     assert stream.feed(None, null_usage).startswith(b"data: ")
 
@@ -139,3 +139,43 @@ def test_embeddings_and_models_requests():
     assert usage.input_tokens == 2
     models = ADAPTER.models_request(GROQ, "k")
     assert models.method == "GET" and models.url.endswith("/models")
+
+
+def frame(**chunk) -> bytes:
+    return b"data: " + orjson.dumps({"id": "c", "object": "chat.completion.chunk", **chunk}) + b"\n\n"
+
+
+CONTENT = frame(choices=[{"index": 0, "delta": {"content": "hi"}}], usage=None)
+USAGE = frame(choices=[], usage={"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4})
+
+
+def test_translate_passes_whole_events_through_as_bytes_at_any_split():
+    upstream = CONTENT + CONTENT + USAGE + b"data: [DONE]\n\n"
+    for cut in range(1, len(upstream)):
+        stream = ADAPTER.stream(StreamState(model="m", include_usage=False))
+        out = stream.translate(upstream[:cut]) + stream.translate(upstream[cut:]) + stream.translate(b"")
+        assert out == CONTENT + CONTENT + b"data: [DONE]\n\n", cut
+        assert stream.usage.input_tokens == 3
+
+
+def test_translate_keeps_the_usage_chunk_when_asked():
+    stream = ADAPTER.stream(StreamState(model="m", include_usage=True))
+    out = stream.translate(CONTENT + USAGE + b"data: [DONE]\n\n") + stream.translate(b"")
+    assert out == CONTENT + USAGE + b"data: [DONE]\n\n"
+
+
+def test_translate_handles_crlf_streams_through_the_decoder():
+    crlf = (CONTENT + USAGE + b"data: [DONE]\n\n").replace(b"\n", b"\r\n")
+    stream = ADAPTER.stream(StreamState(model="m", include_usage=False))
+    out = stream.translate(crlf[:7]) + stream.translate(crlf[7:]) + stream.translate(b"")
+    assert out == CONTENT + b"data: [DONE]\n\n"
+
+
+def test_translate_raises_on_an_error_event_and_a_cut_stream():
+    stream = ADAPTER.stream(StreamState(model="m", include_usage=False))
+    with pytest.raises(UpstreamError):
+        stream.translate(CONTENT + b'data: {"error": {"message": "boom"}}\n\n')
+    cut = ADAPTER.stream(StreamState(model="m", include_usage=False))
+    assert cut.translate(CONTENT) == CONTENT
+    with pytest.raises(UpstreamError):
+        cut.translate(b"")

@@ -17,6 +17,7 @@ from uuid import uuid4
 import orjson
 
 from ..errors import ErrorKind, UpstreamError, kind_from_status, parse_retry_after
+from ..sse import SSEDecoder
 from ..table import Provider
 
 JSON = dict[str, Any]
@@ -85,6 +86,15 @@ class StreamTranslator(ABC):
     def __init__(self, state: StreamState) -> None:
         self.state = state
         self.usage = Usage()
+        self.decoder = SSEDecoder()
+
+    def translate(self, chunk: bytes) -> bytes:
+        """Client frames for the next piece of the upstream body; b"" (its end) also finishes."""
+        feed = self.feed
+        if chunk:
+            return b"".join(feed(event, data) for event, data in self.decoder.feed(chunk))
+        tail = b"".join(feed(event, data) for event, data in self.decoder.flush())
+        return tail + self.finish()
 
     @abstractmethod
     def feed(self, event: str | None, data: bytes) -> bytes:

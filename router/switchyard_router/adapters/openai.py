@@ -36,16 +36,33 @@ def _headers(provider: Provider, key: str | None) -> dict[str, str]:
     return headers
 
 
+def _needs_a_look(data: bytes) -> bool:
+    # Streams asked for usage carry `"usage":null` in every chunk: only a real usage object,
+    # an error or the end is worth parsing.
+    return b"[DONE]" in data or b'"error"' in data or b'"usage":{' in data or b'"usage": {' in data
+
+
 class OpenAIStream(StreamTranslator):
     def __init__(self, state: StreamState) -> None:
         super().__init__(state)
         self.done = False
+        self.crlf = False
+
+    def translate(self, chunk: bytes) -> bytes:
+        """Whole events go to the client as the bytes they came in, unless one needs a look."""
+        if not chunk or self.crlf or b"\r" in chunk:
+            self.crlf = self.crlf or b"\r" in chunk
+            return super().translate(chunk)
+        block = self.decoder.complete(chunk)
+        if not _needs_a_look(block):
+            return block
+        return b"".join(self.feed(event, data) for event, data in self.decoder.parse(block))
 
     def feed(self, event: str | None, data: bytes) -> bytes:
         if data == b"[DONE]":
             self.done = True
             return b""
-        if b'"usage"' in data or b'"error"' in data:
+        if _needs_a_look(data):
             return self._inspect(data)
         return b"data: " + data + b"\n\n"
 
