@@ -165,7 +165,6 @@ class Dispatcher:
     ) -> tuple[int, dict[str, str], bytes]:
         session = self.upstreams.session(target.provider)
         target.in_flight += 1
-        series.in_flight.inc()
         try:
             async with asyncio.timeout(timeout):
                 async with session.request(
@@ -185,7 +184,6 @@ class Dispatcher:
             raise connection_error(target, exc) from None
         finally:
             target.in_flight -= 1
-            series.in_flight.dec()
 
     # --- streams -------------------------------------------------------------------------
 
@@ -396,7 +394,6 @@ class UpstreamStream:
         self, session: aiohttp.ClientSession, request: UpstreamRequest, first_timeout: float
     ) -> None:
         self.target.in_flight += 1
-        self.series.in_flight.inc()
         self._open = True
         try:
             async with asyncio.timeout(first_timeout):
@@ -476,4 +473,3 @@ class UpstreamStream:
         if self._open:
             self._open = False
             self.target.in_flight -= 1
-            self.series.in_flight.dec()

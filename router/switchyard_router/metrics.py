@@ -54,12 +54,6 @@ class Metrics:
             ["route", "provider", "reason"],
             registry=r,
         )
-        self.in_flight = Gauge(
-            "switchyard_in_flight_requests",
-            "Upstream requests in flight per provider.",
-            ["provider"],
-            registry=r,
-        )
         self.tokens = Counter(
             "switchyard_tokens",
             "Tokens by route, provider, model and type.",
@@ -131,6 +125,14 @@ class Metrics:
             registry=r,
         )
         self._series: dict[tuple[str, str, str, str], TargetSeries] = {}
+        self._outcomes: dict[tuple[str, str], Counter] = {}
+
+    def request_done(self, route: str, outcome: str) -> None:
+        """One client request ended (labelled children cached: no lookup on the hot path)."""
+        child = self._outcomes.get((route, outcome))
+        if child is None:
+            child = self._outcomes[(route, outcome)] = self.requests.labels(route, outcome)
+        child.inc()
 
     def series(self, route: str, provider: str, model: str, operation: str) -> TargetSeries:
         ident = (route, provider, model, operation)
@@ -147,7 +149,6 @@ class Metrics:
                 tokens_cached=self.tokens.labels(route, provider, model, "cached_input"),
                 first_chunk=self.first_chunk.labels(*genai),
                 per_chunk=self.per_chunk.labels(*genai),
-                in_flight=self.in_flight.labels(provider),
                 cost=self.cost.labels(route, provider, model),
                 unpriced=self.unpriced.labels(provider, model),
             )
@@ -172,7 +173,6 @@ class TargetSeries:
     tokens_cached: Counter
     first_chunk: Histogram
     per_chunk: Histogram
-    in_flight: Gauge
     cost: Counter
     unpriced: Counter
 
@@ -202,6 +202,9 @@ class _StateCollector(Collector):
             "Circuit breaker per target: 0 closed, 1 open, 2 half-open.",
             labels=["provider", "model"],
         )
+        in_flight = GaugeMetricFamily(
+            "switchyard_in_flight_requests", "Upstream requests in flight per provider.", labels=["provider"]
+        )
         keys = GaugeMetricFamily(
             "switchyard_key_state",
             "Per provider key (by credential name): 1 for its state (ok, cooling, revoked).",
@@ -209,7 +212,9 @@ class _StateCollector(Collector):
         )
         now = time.monotonic()
         seen: set[tuple[str, str]] = set()
+        busy: dict[str, int] = {}
         for target in self.targets():
+            busy[target.provider.name] = busy.get(target.provider.name, 0) + target.in_flight
             circuit.add_metric([target.provider.name, target.model_label], int(target.breaker.state))
             for key in target.shared.keys:
                 if (target.provider.name, key.name) in seen:
@@ -217,7 +222,10 @@ class _StateCollector(Collector):
                 seen.add((target.provider.name, key.name))
                 state = key.state if now < key.unavailable_until else "ok"
                 keys.add_metric([target.provider.name, key.name, state], 1)
+        for provider, count in sorted(busy.items()):
+            in_flight.add_metric([provider], count)
         yield circuit
+        yield in_flight
         yield keys
 
     def describe(self) -> Iterator[Metric]:

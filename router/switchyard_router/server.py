@@ -172,11 +172,11 @@ class Router:
         try:
             result = await self.dispatcher.complete(route, body, prompt_tokens, operation)
         except UpstreamError as err:
-            self.metrics.requests.labels(name, err.kind.value).inc()
+            self.metrics.request_done(name, err.kind.value)
             return web.Response(
                 status=err.client_status(), body=err.client_body(), content_type="application/json"
             )
-        self.metrics.requests.labels(name, "ok").inc()
+        self.metrics.request_done(name, "ok")
         headers = _served_headers(name, result.served)
         headers["x-switchyard-cost-usd"] = "unpriced" if result.cost is None else str(result.cost)
         return web.Response(body=result.body, content_type="application/json", headers=headers)
@@ -188,7 +188,7 @@ class Router:
         try:
             stream, served = await self.dispatcher.open_stream(route, body, prompt_tokens, include_usage)
         except UpstreamError as err:
-            self.metrics.requests.labels(name, err.kind.value).inc()
+            self.metrics.request_done(name, err.kind.value)
             return web.Response(
                 status=err.client_status(), body=err.client_body(), content_type="application/json"
             )
@@ -197,7 +197,10 @@ class Router:
         # recorded unless the stream ends one way or the other.
         outcome = "ClientGone"
         try:
-            await response.prepare(request)
+            try:
+                await response.prepare(request)
+            except ConnectionResetError:  # the client left while the first chunk was on its way
+                return response
             await response.write(stream.first)
             async for frames in stream.rest():
                 await response.write(frames)
@@ -218,7 +221,7 @@ class Router:
             await _write_quietly(response, b"data: " + err.client_body() + b"\n\n")
         finally:
             stream.close()
-            self.metrics.requests.labels(name, outcome).inc()
+            self.metrics.request_done(name, outcome)
         return response
 
     async def models(self, request: web.Request) -> web.Response:

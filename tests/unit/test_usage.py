@@ -60,3 +60,16 @@ def test_reports_round_trip_with_money_as_strings():
 
 def test_period_is_the_utc_month():
     assert period_of(datetime(2026, 1, 31, 23, 59, tzinfo=UTC)) == "2026-01"
+
+
+def test_the_month_turns_over_in_the_ledger(monkeypatch):
+    import switchyard_router.usage as usage_module
+
+    ledger = UsageLedger()
+    december = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+    monkeypatch.setattr(usage_module.time, "time", lambda: december)
+    ledger.record("oa", "m", Usage(1, 1, reported=True), None)
+    monkeypatch.setattr(usage_module.time, "time", lambda: december + 2)
+    ledger.record("oa", "m", Usage(1, 1, reported=True), None)
+    periods = [c.period for c in ledger.snapshot(table_hash=None).counters]
+    assert periods == ["2026-12", "2027-01"]
