@@ -13,9 +13,10 @@ A stream falls back only until its first byte has reached the client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from time import perf_counter
@@ -365,6 +366,53 @@ def connection_error(target: TargetRuntime, exc: BaseException) -> UpstreamError
     return UpstreamError(ErrorKind.CONNECTION_ERROR, f"{target.provider.name}: {detail}")
 
 
+class _StallWatchdog:
+    """One timer per stream instead of one per read: it cancels the read in progress when the
+    upstream has been silent for the idle timeout, or the deadline passed. Time spent writing to
+    a slow client does not count as upstream silence."""
+
+    def __init__(self, idle: float, deadline: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.idle = idle
+        self.deadline = deadline
+        self.active = self.loop.time()
+        self.in_read = False
+        self._fired = False
+        self.handle = self.loop.call_at(min(self.active + idle, deadline), self._check)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        # Silence counts from the moment we wait for the upstream, not from the last check.
+        self.in_read = True
+        self.active = self.loop.time()
+        try:
+            yield
+        finally:
+            self.in_read = False
+            self.active = self.loop.time()
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        if not self.in_read:
+            self.active = max(self.active, now)
+        due = min(self.active + self.idle, self.deadline)
+        if now >= due and self.in_read and self.task is not None:
+            self._fired = True
+            self.task.cancel()
+            return
+        self.handle = self.loop.call_at(max(due, now + 0.001), self._check)
+
+    def fired(self) -> bool:
+        """Whether a cancellation was ours; if so, it is taken back (the task goes on)."""
+        if self._fired and self.task is not None:
+            self.task.uncancel()
+        return self._fired
+
+    def stop(self) -> None:
+        self.handle.cancel()
+
+
 class UpstreamStream:
     """One upstream SSE response being translated into OpenAI chunks for the client."""
 
@@ -434,13 +482,15 @@ class UpstreamStream:
         """Frames after the first, until the stream's end; UpstreamError if it breaks."""
         assert self._response is not None
         content = self._response.content
-        loop = asyncio.get_running_loop()
+        watchdog = _StallWatchdog(self.idle_timeout, self.deadline)
         try:
             while not self.finished:
                 try:
-                    async with asyncio.timeout_at(min(loop.time() + self.idle_timeout, self.deadline)):
+                    with watchdog.reading():
                         chunk = await content.readany()
-                except TimeoutError:
+                except asyncio.CancelledError:
+                    if not watchdog.fired():
+                        raise
                     raise UpstreamError(
                         ErrorKind.TIMEOUT,
                         f"{self.target.provider.name} stream stalled or passed the route's deadline",
@@ -454,6 +504,7 @@ class UpstreamStream:
                     self._last_chunk = now
                     yield frames
         finally:
+            watchdog.stop()
             self.close()
 
     def succeeded(self, ledger: UsageLedger) -> Decimal | None:
