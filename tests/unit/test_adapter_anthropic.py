@@ -23,8 +23,10 @@ from switchyard_router.errors import ErrorKind, UpstreamError
 from switchyard_router.sse import SSEDecoder
 from switchyard_router.table import Provider
 
+from ..openai_spec import SPEC as OPENAI_SPEC
+
 DATA = Path(__file__).parent / "data" / "anthropic"
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "openai-openapi.yaml"  # ../shared
+SPEC = OPENAI_SPEC  # shared/specs beside the checkout, or the workplace's copy
 KEY = "sk-ant-api03-secret-key-value"
 
 adapter = AnthropicAdapter()

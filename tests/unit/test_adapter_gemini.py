@@ -21,8 +21,10 @@ from switchyard_router.errors import ErrorKind, UpstreamError
 from switchyard_router.sse import SSEDecoder
 from switchyard_router.table import Provider, ProviderType
 
+from ..openai_spec import SPEC as OPENAI_SPEC
+
 DATA = Path(__file__).parent / "data" / "gemini"
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "openai-openapi.yaml"
+SPEC = OPENAI_SPEC  # shared/specs beside the checkout, or the workplace's copy
 KEY = "AIzaSyD-test-key-0123456789abcdefghijk"
 BASE = "https://generativelanguage.googleapis.com"
 
