@@ -91,7 +91,13 @@ class Kube:
         await self.client.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> JSON:
-        response = await self.client.request(method, path, **kwargs)
+        try:
+            response = await self.client.request(method, path, **kwargs)
+        except httpx.RemoteProtocolError:
+            if method != "GET":
+                raise
+            # A pooled connection the server closed while idle: a read is safe to send again.
+            response = await self.client.request(method, path, **kwargs)
         if response.status_code >= 400:
             try:
                 message = str(response.json().get("message", response.reason_phrase))

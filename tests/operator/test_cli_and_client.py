@@ -99,3 +99,36 @@ async def test_client_errors():
     with pytest.raises(KubeError, match="HTTP 500"):
         await kube.list("/other")
     await kube.close()
+
+
+async def test_a_read_on_a_connection_the_server_dropped_is_sent_again():
+    from aiohttp import web
+    from switchyard_operator.kube import Kube
+
+    calls = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        calls.append(request.method)
+        if len(calls) == 1:
+            assert request.transport is not None
+            request.transport.abort()  # as an API server closing an idle keep-alive connection
+            return web.Response()
+        return web.json_response({"items": [{"metadata": {"name": "x"}}]})
+
+    app = web.Application()
+    app.router.add_route("*", "/api/v1/namespaces/team/configmaps", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    kube = Kube(httpx.AsyncClient(base_url=url))
+    try:
+        assert [i["metadata"]["name"] for i in await kube.list("/api/v1/namespaces/team/configmaps")] == ["x"]
+        assert calls == ["GET", "GET"]
+        calls.clear()
+        with pytest.raises(httpx.RemoteProtocolError):  # a write is never sent twice
+            await kube.create("/api/v1/namespaces/team/configmaps", {"metadata": {"name": "y"}})
+        assert calls == ["POST"]
+    finally:
+        await kube.close()
+        await runner.cleanup()
