@@ -39,8 +39,12 @@ def _spec() -> dict[str, Any]:
     return {"components": {"schemas": _nullable_to_null(loaded["components"]["schemas"])}}
 
 
+def validator(schema_name: str) -> Draft202012Validator:
+    """A validator for the spec's `components.schemas[schema_name]`."""
+    return Draft202012Validator({**_spec(), "$ref": f"#/components/schemas/{schema_name}"})
+
+
 def check(schema_name: str, instance: Any) -> None:
     """Assert that `instance` conforms to the spec's `components.schemas[schema_name]`."""
-    root = {**_spec(), "$ref": f"#/components/schemas/{schema_name}"}
-    errors = sorted(Draft202012Validator(root).iter_errors(instance), key=str)
+    errors = sorted(validator(schema_name).iter_errors(instance), key=str)
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])

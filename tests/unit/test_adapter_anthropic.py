@@ -24,6 +24,7 @@ from switchyard_router.sse import SSEDecoder
 from switchyard_router.table import Provider
 
 from ..openai_spec import SPEC as OPENAI_SPEC
+from ..openai_spec import validator as spec_validator
 
 DATA = Path(__file__).parent / "data" / "anthropic"
 SPEC = OPENAI_SPEC  # shared/specs beside the checkout, or the workplace's copy
@@ -69,35 +70,11 @@ def frames(output: bytes) -> list[dict[str, Any]]:
 # OpenAI's schema, with OpenAPI 3.0's `nullable` (still used in places) made JSON Schema
 
 
-def _nullable(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_nullable(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    node = {key: _nullable(value) for key, value in node.items()}
-    if node.pop("nullable", False):
-        if isinstance(node.get("type"), str):
-            node["type"] = [node["type"], "null"]
-            if "enum" in node:
-                node["enum"] = [*node["enum"], None]
-        else:
-            node = {"anyOf": [node, {"type": "null"}]}
-    return node
-
-
 @pytest.fixture(scope="module")
 def openai_schema() -> Any:
     if not SPEC.exists():
         pytest.skip("OpenAI spec not available")
-    yaml = pytest.importorskip("yaml")
-    jsonschema = pytest.importorskip("jsonschema")
-    components = _nullable(yaml.load(SPEC.read_text(), Loader=yaml.CSafeLoader)["components"])
-
-    def validator(name: str) -> Any:
-        schema = {"$ref": f"#/components/schemas/{name}", "components": components}
-        return jsonschema.Draft202012Validator(schema)
-
-    return validator
+    return spec_validator
 
 
 # --------------------------------------------------------------------------------------------

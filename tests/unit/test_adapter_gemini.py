@@ -22,6 +22,7 @@ from switchyard_router.sse import SSEDecoder
 from switchyard_router.table import Provider, ProviderType
 
 from ..openai_spec import SPEC as OPENAI_SPEC
+from ..openai_spec import check as check_spec
 
 DATA = Path(__file__).parent / "data" / "gemini"
 SPEC = OPENAI_SPEC  # shared/specs beside the checkout, or the workplace's copy
@@ -65,37 +66,7 @@ def user(content: Any) -> dict[str, Any]:
 def openai_spec() -> Any:
     if not SPEC.exists():  # pragma: no cover - the spec lives beside the repository
         pytest.skip("OpenAI's OpenAPI description is not at hand")
-    import jsonschema
-    import yaml
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT202012
-
-    spec = _nullable(yaml.load(SPEC.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
-    registry = Registry().with_resource(
-        "urn:openai", Resource.from_contents(spec, default_specification=DRAFT202012)
-    )
-
-    def check(document: Any, schema: str) -> None:
-        ref = {"$ref": f"urn:openai#/components/schemas/{schema}"}
-        errors = list(jsonschema.Draft202012Validator(ref, registry=registry).iter_errors(document))
-        assert not errors, [e.message for e in errors[:5]]
-
-    return check
-
-
-def _nullable(node: Any) -> Any:
-    """The spec still says `nullable: true` (OpenAPI 3.0) in places; JSON Schema says null."""
-    if isinstance(node, list):
-        return [_nullable(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _nullable(v) for k, v in node.items()}
-    if out.pop("nullable", False) is True:
-        if isinstance(out.get("type"), str):
-            out["type"] = [out["type"], "null"]
-        if isinstance(out.get("enum"), list):
-            out["enum"] = [*out["enum"], None]
-    return out
+    return lambda document, schema: check_spec(schema, document)
 
 
 def sdk_types() -> Any:
