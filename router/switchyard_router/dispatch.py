@@ -13,10 +13,9 @@ A stream falls back only until its first byte has reached the client.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from time import perf_counter
@@ -381,16 +380,15 @@ class _StallWatchdog:
         self._fired = False
         self.handle = self.loop.call_at(min(self.active + idle, deadline), self._check)
 
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[None]:
-        # Silence counts from the moment we wait for the upstream, not from the last check.
+    def __enter__(self) -> None:
+        """`with watchdog:` around each upstream read. Silence counts from the moment we wait
+        for the upstream, not from the last check."""
         self.in_read = True
         self.active = self.loop.time()
-        try:
-            yield
-        finally:
-            self.in_read = False
-            self.active = self.loop.time()
+
+    def __exit__(self, *exc: object) -> None:
+        self.in_read = False
+        self.active = self.loop.time()
 
     def _check(self) -> None:
         now = self.loop.time()
@@ -433,6 +431,7 @@ class UpstreamStream:
         self.idle_timeout = idle_timeout
         self.first = b""
         self._response: aiohttp.ClientResponse | None = None
+        self._watchdog: _StallWatchdog | None = None
         self._started = perf_counter()
         self._last_chunk = 0.0
         self._open = False
@@ -441,10 +440,14 @@ class UpstreamStream:
     async def open(
         self, session: aiohttp.ClientSession, request: UpstreamRequest, first_timeout: float
     ) -> None:
+        """Send the request and read up to the first frames for the client (`first`); an
+        upstream that sent its whole stream at once is finished here already."""
         self.target.in_flight += 1
         self._open = True
+        # One timer for the stream's whole life: first the first-chunk timeout, then the idle one.
+        watchdog = self._watchdog = _StallWatchdog(first_timeout, self.deadline)
         try:
-            async with asyncio.timeout(first_timeout):
+            with watchdog:
                 self._response = response = await session.request(
                     request.method, request.url, data=request.body, headers=request.headers
                 )
@@ -453,11 +456,15 @@ class UpstreamStream:
                     raw = await response.read()
                     headers = {k.lower(): v for k, v in response.headers.items()}
                     raise self.target.adapter.error(response.status, headers, raw)
+                content = response.content
                 while not self.first:
-                    chunk = await response.content.readany()
-                    self.first = self._translate(chunk)
-        except TimeoutError:
+                    self.first = self._translate(await content.readany())
+                if not self.finished and content.at_eof():
+                    self.first += self._translate(b"")
+        except asyncio.CancelledError:
             self.close()
+            if not watchdog.fired():
+                raise
             raise UpstreamError(
                 ErrorKind.TIMEOUT,
                 f"{self.target.provider.name} sent no first chunk within {first_timeout:g}s",
@@ -468,6 +475,7 @@ class UpstreamStream:
         except BaseException:
             self.close()
             raise
+        watchdog.idle = self.idle_timeout
         now = perf_counter()
         self.series.first_chunk.observe(now - self._started)
         self._last_chunk = now
@@ -478,34 +486,29 @@ class UpstreamStream:
             self.finished = True
         return self.translator.translate(chunk)
 
-    async def rest(self) -> AsyncIterator[bytes]:
-        """Frames after the first, until the stream's end; UpstreamError if it breaks."""
-        assert self._response is not None
-        content = self._response.content
-        watchdog = _StallWatchdog(self.idle_timeout, self.deadline)
+    async def more(self) -> bytes:
+        """The client frames for the next upstream read (possibly b""); after the last one
+        `finished` is set. UpstreamError when the stream breaks, stalls or runs out of time."""
+        assert self._response is not None and self._watchdog is not None
+        watchdog = self._watchdog
         try:
-            while not self.finished:
-                try:
-                    with watchdog.reading():
-                        chunk = await content.readany()
-                except asyncio.CancelledError:
-                    if not watchdog.fired():
-                        raise
-                    raise UpstreamError(
-                        ErrorKind.TIMEOUT,
-                        f"{self.target.provider.name} stream stalled or passed the route's deadline",
-                    ) from None
-                except aiohttp.ClientError as exc:
-                    raise connection_error(self.target, exc) from None
-                frames = self._translate(chunk)
-                if frames:
-                    now = perf_counter()
-                    self.series.per_chunk.observe(now - self._last_chunk)
-                    self._last_chunk = now
-                    yield frames
-        finally:
-            watchdog.stop()
-            self.close()
+            with watchdog:
+                chunk = await self._response.content.readany()
+        except asyncio.CancelledError:
+            if not watchdog.fired():
+                raise
+            raise UpstreamError(
+                ErrorKind.TIMEOUT,
+                f"{self.target.provider.name} stream stalled or passed the route's deadline",
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise connection_error(self.target, exc) from None
+        frames = self._translate(chunk)
+        if frames:
+            now = perf_counter()
+            self.series.per_chunk.observe(now - self._last_chunk)
+            self._last_chunk = now
+        return frames
 
     def succeeded(self, ledger: UsageLedger) -> Decimal | None:
         return ledger.account(
@@ -518,6 +521,9 @@ class UpstreamStream:
             self.target.breaker.failure(time.monotonic())
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
         if self._response is not None:
             self._response.close()
             self._response = None

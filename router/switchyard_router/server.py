@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any
 
@@ -192,7 +193,14 @@ class Router:
             return web.Response(
                 status=err.client_status(), body=err.client_body(), content_type="application/json"
             )
-        response = web.StreamResponse(headers={**_SSE_HEADERS, **_served_headers(name, served)})
+        headers = {**_SSE_HEADERS, **_served_headers(name, served)}
+        if stream.finished:
+            # The upstream's whole stream came in one read: it goes out as one plain body.
+            stream.close()
+            stream.succeeded(self.ledger)
+            self.metrics.request_done(name, "ok")
+            return web.Response(body=stream.first, headers=headers)
+        response = _EventStream(headers=headers)
         # A client that hangs up cancels this handler (handler_cancellation): that is the outcome
         # recorded unless the stream ends one way or the other.
         outcome = "ClientGone"
@@ -201,11 +209,14 @@ class Router:
                 await response.prepare(request)
             except ConnectionResetError:  # the client left while the first chunk was on its way
                 return response
-            await response.write(stream.first)
-            async for frames in stream.rest():
-                await response.write(frames)
+            frames = stream.first
+            while not stream.finished:
+                if frames:
+                    await response.write(frames)
+                frames = await stream.more()
             stream.succeeded(self.ledger)
             outcome = "ok"
+            await _write_quietly(response, frames, eof=True)
         except UpstreamError as err:
             # Bytes already reached the client: no fallback now, and no clean-looking end.
             outcome = err.kind.value
@@ -250,9 +261,7 @@ class Router:
 
     def app(self) -> web.Application:
         limit = self.max_body_bytes or (self.table.table.server.max_body_bytes if self.table else 10 * 2**20)
-        middlewares: list[Any] = [_openai_errors]
-        if self.caller_tokens:
-            middlewares.append(caller_auth(self.caller_tokens))
+        middlewares: list[Any] = [caller_auth(self.caller_tokens)] if self.caller_tokens else []
         app = web.Application(client_max_size=limit, middlewares=middlewares)
         app.router.add_post("/v1/chat/completions", self.chat_completions)
         app.router.add_post("/v1/embeddings", self.embeddings)
@@ -261,6 +270,10 @@ class Router:
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_endpoint)
         app.router.add_get("/usage", self.usage)
+        # Last, so it only sees what no route took: aiohttp's own 404/405 in OpenAI's error shape
+        # (a route, not a middleware, which every request would pay for).
+        known = {resource.canonical for resource in app.router.resources()}
+        app.router.add_route("*", "/{tail:.*}", functools.partial(_no_route, known))
         app.on_cleanup.append(self._close)
         return app
 
@@ -282,6 +295,12 @@ class Router:
         await self.upstreams.close()
 
 
+class _EventStream(web.StreamResponse):
+    # The header block goes out with the first frames in one write (as web.Response does),
+    # not in a packet of its own: we only prepare once those frames are in hand.
+    _send_headers_immediately = False
+
+
 def _served_headers(route: str, served: Served) -> dict[str, str]:
     return {
         "x-switchyard-route": route,
@@ -291,16 +310,12 @@ def _served_headers(route: str, served: Served) -> dict[str, str]:
     }
 
 
-async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
+async def _write_quietly(response: web.StreamResponse, data: bytes, eof: bool = False) -> None:
     with contextlib.suppress(ConnectionResetError, OSError):  # the client may have left first
-        await response.write(data)
+        await (response.write_eof(data) if eof else response.write(data))
 
 
-@web.middleware
-async def _openai_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """aiohttp's own 404/405 answers, in OpenAI's error shape."""
-    try:
-        response: web.StreamResponse = await handler(request)
-        return response
-    except web.HTTPException as exc:
-        return json_error(exc.status, exc.reason, "invalid_request_error")
+async def _no_route(known: set[str], request: web.Request) -> web.Response:
+    if request.path in known:
+        return json_error(405, f"{request.method} is not allowed on {request.path}", "invalid_request_error")
+    return json_error(404, f"there is no {request.path} here", "invalid_request_error")

@@ -195,7 +195,10 @@ async def test_malformed_and_invalid_requests(sim, start_router):
             assert resp.status == 400
         async with http.get(f"{url}/v1/nothing") as resp:
             assert resp.status == 404
-            assert "error" in await resp.json()
+            assert "/v1/nothing" in (await resp.json())["error"]["message"]
+        async with http.get(f"{url}/v1/chat/completions") as resp:
+            assert resp.status == 405
+            assert (await resp.json())["error"]["type"] == "invalid_request_error"
 
 
 async def test_health_readiness_and_metrics(sim, start_router):
@@ -255,16 +258,27 @@ async def test_spend_per_request_adds_up_in_usage_and_metrics(sim, start_router)
             model="chat", messages=[{"role": "user", "content": f"question number {i}"}]
         )
         usage = raw.parse().usage
-        expected = (Decimal(usage.prompt_tokens) * Decimal("0.15") + Decimal(usage.completion_tokens) * Decimal("0.60")) / 1_000_000
+        expected = (
+            Decimal(usage.prompt_tokens) * Decimal("0.15")
+            + Decimal(usage.completion_tokens) * Decimal("0.60")
+        ) / 1_000_000
         assert Decimal(raw.headers["x-switchyard-cost-usd"]) == expected
         seen += expected
     stream = await client.chat.completions.create(
-        model="chat", messages=[{"role": "user", "content": "s"}], stream=True, stream_options={"include_usage": True}
+        model="chat",
+        messages=[{"role": "user", "content": "s"}],
+        stream=True,
+        stream_options={"include_usage": True},
     )
     async for chunk in stream:
         if chunk.usage:
-            seen += (Decimal(chunk.usage.prompt_tokens) * Decimal("0.15") + Decimal(chunk.usage.completion_tokens) * Decimal("0.60")) / 1_000_000
-    unpriced = await client.chat.completions.with_raw_response.create(model="claude/claude-sim", messages=[{"role": "user", "content": "x"}])
+            seen += (
+                Decimal(chunk.usage.prompt_tokens) * Decimal("0.15")
+                + Decimal(chunk.usage.completion_tokens) * Decimal("0.60")
+            ) / 1_000_000
+    unpriced = await client.chat.completions.with_raw_response.create(
+        model="claude/claude-sim", messages=[{"role": "user", "content": "x"}]
+    )
     assert unpriced.headers["x-switchyard-cost-usd"] == "unpriced"
     async with aiohttp.ClientSession() as http, http.get(f"{url}/usage") as resp:
         report = await resp.json()

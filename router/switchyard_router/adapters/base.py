@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
@@ -63,14 +63,23 @@ class UpstreamRequest:
     method: str = "POST"
 
 
-@dataclass(slots=True)
 class StreamState:
     """Identity shared by every chunk of one translated stream."""
 
-    model: str
-    include_usage: bool
-    id: str = field(default_factory=lambda: f"chatcmpl-{uuid4().hex[:24]}")
-    created: int = field(default_factory=lambda: int(time.time()))
+    __slots__ = ("_id", "created", "include_usage", "model")
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.model = model
+        self.include_usage = include_usage
+        self.created = int(time.time())
+        self._id: str | None = None
+
+    @property
+    def id(self) -> str:
+        # Made on first use: a pass-through stream keeps the provider's ids and never needs one.
+        if self._id is None:
+            self._id = f"chatcmpl-{uuid4().hex[:24]}"
+        return self._id
 
 
 def sse_frame(payload: JSON) -> bytes:

@@ -36,10 +36,19 @@ def _headers(provider: Provider, key: str | None) -> dict[str, str]:
     return headers
 
 
-def _needs_a_look(data: bytes) -> bool:
-    # Streams asked for usage carry `"usage":null` in every chunk: only a real usage object,
-    # an error or the end is worth parsing.
-    return b"[DONE]" in data or b'"error"' in data or b'"usage":{' in data or b'"usage": {' in data
+# Streams asked for usage carry `"usage":null` in every chunk: only a real usage object, an
+# error or the end is worth parsing. Usage is cumulative and comes last, so its last mention
+# is the one to look at; searching from the end finds it after a few hundred bytes.
+def _first_marker(data: bytes) -> int:
+    """Where the first thing worth a look is, or -1."""
+    first = data.find(b'"error"')
+    done = data.rfind(b"[DONE]")
+    if done >= 0 and (first < 0 or done < first):
+        first = done
+    usage = data.rfind(b'"usage":')
+    if usage >= 0 and data[usage + 8 : usage + 10].lstrip()[:1] == b"{" and (first < 0 or usage < first):
+        first = usage
+    return first
 
 
 class OpenAIStream(StreamTranslator):
@@ -49,20 +58,25 @@ class OpenAIStream(StreamTranslator):
         self.crlf = False
 
     def translate(self, chunk: bytes) -> bytes:
-        """Whole events go to the client as the bytes they came in, unless one needs a look."""
+        """Whole events go to the client as the bytes they came in; parsing starts at the first
+        event that needs a look (in practice the usage chunk and [DONE], at the very end)."""
         if not chunk or self.crlf or b"\r" in chunk:
             self.crlf = self.crlf or b"\r" in chunk
             return super().translate(chunk)
         block = self.decoder.complete(chunk)
-        if not _needs_a_look(block):
+        found = _first_marker(block)
+        if found < 0:
             return block
-        return b"".join(self.feed(event, data) for event, data in self.decoder.parse(block))
+        cut = block.rfind(b"\n\n", 0, found)  # the end of the last event before it
+        start = cut + 2 if cut >= 0 else 0
+        tail = b"".join(self.feed(event, data) for event, data in self.decoder.parse(block[start:]))
+        return block[:start] + tail
 
     def feed(self, event: str | None, data: bytes) -> bytes:
         if data == b"[DONE]":
             self.done = True
             return b""
-        if _needs_a_look(data):
+        if _first_marker(data) >= 0:
             return self._inspect(data)
         return b"data: " + data + b"\n\n"
 
