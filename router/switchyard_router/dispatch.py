@@ -35,6 +35,7 @@ from .selection import order_targets
 from .tokens import TokenCounter
 from .upstreams import Upstreams
 from .usage import UsageLedger
+from .watchdog import Watchdog
 
 log = logging.getLogger("switchyard.router")
 
@@ -165,8 +166,9 @@ class Dispatcher:
     ) -> tuple[int, dict[str, str], bytes]:
         session = self.upstreams.session(target.provider)
         target.in_flight += 1
+        watchdog = Watchdog(timeout, float("inf"))
         try:
-            async with asyncio.timeout(timeout):
+            with watchdog:
                 async with session.request(
                     request.method, request.url, data=request.body, headers=request.headers
                 ) as response:
@@ -176,13 +178,16 @@ class Dispatcher:
                         {k.lower(): v for k, v in response.headers.items()} if response.status >= 300 else {}
                     )
                     return response.status, headers, raw
-        except TimeoutError:
+        except asyncio.CancelledError:
+            if not watchdog.fired():
+                raise
             raise UpstreamError(
                 ErrorKind.TIMEOUT, f"{target.provider.name} gave no answer within {timeout:g}s"
             ) from None
         except aiohttp.ClientError as exc:
             raise connection_error(target, exc) from None
         finally:
+            watchdog.stop()
             target.in_flight -= 1
 
     # --- streams -------------------------------------------------------------------------
@@ -365,52 +370,6 @@ def connection_error(target: TargetRuntime, exc: BaseException) -> UpstreamError
     return UpstreamError(ErrorKind.CONNECTION_ERROR, f"{target.provider.name}: {detail}")
 
 
-class _StallWatchdog:
-    """One timer per stream instead of one per read: it cancels the read in progress when the
-    upstream has been silent for the idle timeout, or the deadline passed. Time spent writing to
-    a slow client does not count as upstream silence."""
-
-    def __init__(self, idle: float, deadline: float) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task()
-        self.idle = idle
-        self.deadline = deadline
-        self.active = self.loop.time()
-        self.in_read = False
-        self._fired = False
-        self.handle = self.loop.call_at(min(self.active + idle, deadline), self._check)
-
-    def __enter__(self) -> None:
-        """`with watchdog:` around each upstream read. Silence counts from the moment we wait
-        for the upstream, not from the last check."""
-        self.in_read = True
-        self.active = self.loop.time()
-
-    def __exit__(self, *exc: object) -> None:
-        self.in_read = False
-        self.active = self.loop.time()
-
-    def _check(self) -> None:
-        now = self.loop.time()
-        if not self.in_read:
-            self.active = max(self.active, now)
-        due = min(self.active + self.idle, self.deadline)
-        if now >= due and self.in_read and self.task is not None:
-            self._fired = True
-            self.task.cancel()
-            return
-        self.handle = self.loop.call_at(max(due, now + 0.001), self._check)
-
-    def fired(self) -> bool:
-        """Whether a cancellation was ours; if so, it is taken back (the task goes on)."""
-        if self._fired and self.task is not None:
-            self.task.uncancel()
-        return self._fired
-
-    def stop(self) -> None:
-        self.handle.cancel()
-
-
 class UpstreamStream:
     """One upstream SSE response being translated into OpenAI chunks for the client."""
 
@@ -431,7 +390,7 @@ class UpstreamStream:
         self.idle_timeout = idle_timeout
         self.first = b""
         self._response: aiohttp.ClientResponse | None = None
-        self._watchdog: _StallWatchdog | None = None
+        self._watchdog: Watchdog | None = None
         self._started = perf_counter()
         self._last_chunk = 0.0
         self._open = False
@@ -445,7 +404,7 @@ class UpstreamStream:
         self.target.in_flight += 1
         self._open = True
         # One timer for the stream's whole life: first the first-chunk timeout, then the idle one.
-        watchdog = self._watchdog = _StallWatchdog(first_timeout, self.deadline)
+        watchdog = self._watchdog = Watchdog(first_timeout, self.deadline)
         try:
             with watchdog:
                 self._response = response = await session.request(
