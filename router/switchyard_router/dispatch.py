@@ -82,15 +82,6 @@ class Dispatcher:
         self.ledger = ledger
         self.token_counter = TokenCounter()
 
-    async def _run(
-        self,
-        route: CompiledRoute,
-        body: JSON,
-        prompt_tokens: int,
-        attempt: Attempt[T],
-    ) -> tuple[T, Served]:
-        return await _Run(self, route, body, prompt_tokens, attempt).execute()
-
     def judge(
         self, route: str, target: TargetRuntime, key: KeyRuntime, err: UpstreamError, now: float
     ) -> None:
@@ -152,7 +143,7 @@ class Dispatcher:
             cost = self.ledger.account(target, key, series, perf_counter() - started, usage)
             return JSONResult(out, usage, cost, Served(target, 0))
 
-        result, served = await self._run(route, body, prompt_tokens, attempt)
+        result, served = await _Run(self, route, body, prompt_tokens, attempt).execute()
         result.served = served
         return result
 
@@ -210,7 +201,7 @@ class Dispatcher:
             )
             return stream
 
-        return await self._run(route, body, prompt_tokens, attempt)
+        return await _Run(self, route, body, prompt_tokens, attempt).execute()
 
 
 def adapt_to_headers(key: KeyRuntime, headers: Mapping[str, str]) -> None:

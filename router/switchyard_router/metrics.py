@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from .adapters import Usage
 from .runtime import TargetRuntime
+from .tally import Buckets, Count, TallyCollector
 
 # OpenTelemetry GenAI semantic-convention buckets.
 _DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
@@ -30,17 +31,18 @@ _GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model
 class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
+        # The request path's series: plain numbers, read at scrape time (see tally.py).
+        self.tally = t = TallyCollector()
+        r.register(t)
+        self.requests = t.counter(
             "switchyard_requests",
             "Client requests by route and outcome (ok or the error kind).",
             ["route", "outcome"],
-            registry=r,
         )
-        self.attempts = Counter(
+        self.attempts = t.counter(
             "switchyard_attempts",
             "Upstream attempts by target and outcome.",
             ["route", "provider", "model", "outcome"],
-            registry=r,
         )
         self.fallbacks = Counter(
             "switchyard_fallbacks",
@@ -54,23 +56,20 @@ class Metrics:
             ["route", "provider", "reason"],
             registry=r,
         )
-        self.tokens = Counter(
+        self.tokens = t.counter(
             "switchyard_tokens",
             "Tokens by route, provider, model and type.",
             ["route", "provider", "model", "type"],
-            registry=r,
         )
-        self.cost = Counter(
+        self.cost = t.counter(
             "switchyard_cost_usd",
             "Spend in USD by route, provider and model (tokens times the table's prices).",
             ["route", "provider", "model"],
-            registry=r,
         )
-        self.unpriced = Counter(
+        self.unpriced = t.counter(
             "switchyard_unpriced_requests",
             "Served requests without a price or without usage: counted, never as zero cost.",
             ["provider", "model"],
-            registry=r,
         )
         self.table_info = Gauge(
             "switchyard_table_info",
@@ -96,36 +95,32 @@ class Metrics:
             ["provider", "credential", "kind"],
             registry=r,
         )
-        self.token_usage = Histogram(
+        self.token_usage = t.histogram(
             "gen_ai_client_token_usage",
             "Number of input and output tokens used.",
             [*_GENAI, "gen_ai_token_type"],
             buckets=_TOKEN_BUCKETS,
-            registry=r,
         )
-        self.duration = Histogram(
+        self.duration = t.histogram(
             "gen_ai_client_operation_duration_seconds",
             "GenAI operation duration.",
             [*_GENAI, "error_type"],
             buckets=_DURATION_BUCKETS,
-            registry=r,
         )
-        self.first_chunk = Histogram(
+        self.first_chunk = t.histogram(
             "gen_ai_client_operation_time_to_first_chunk_seconds",
             "Time to receive the first chunk in a streaming operation.",
             _GENAI,
             buckets=_DURATION_BUCKETS,
-            registry=r,
         )
-        self.per_chunk = Histogram(
+        self.per_chunk = t.histogram(
             "gen_ai_client_operation_time_per_output_chunk_seconds",
             "Time between chunks after the first in a streaming operation.",
             _GENAI,
             buckets=_CHUNK_BUCKETS,
-            registry=r,
         )
         self._series: dict[tuple[str, str, str, str], TargetSeries] = {}
-        self._outcomes: dict[tuple[str, str], Counter] = {}
+        self._outcomes: dict[tuple[str, str], Count] = {}
 
     def request_done(self, route: str, outcome: str) -> None:
         """One client request ended (labelled children cached: no lookup on the hot path)."""
@@ -164,17 +159,17 @@ class Metrics:
 
 @dataclass(slots=True)
 class TargetSeries:
-    ok: Counter
-    duration_ok: Histogram
-    input_tokens: Histogram
-    output_tokens: Histogram
-    tokens_in: Counter
-    tokens_out: Counter
-    tokens_cached: Counter
-    first_chunk: Histogram
-    per_chunk: Histogram
-    cost: Counter
-    unpriced: Counter
+    ok: Count
+    duration_ok: Buckets
+    input_tokens: Buckets
+    output_tokens: Buckets
+    tokens_in: Count
+    tokens_out: Count
+    tokens_cached: Count
+    first_chunk: Buckets
+    per_chunk: Buckets
+    cost: Count
+    unpriced: Count
 
     def success(self, seconds: float, usage: Usage, cost: Decimal | None) -> None:
         self.ok.inc()

@@ -43,3 +43,19 @@ def test_state_is_read_at_scrape_time_once_per_key():
     assert text.count("switchyard_key_state{") == 1
     assert 'state="ok"' in text
     assert "sk-secret-value-123" not in text
+
+
+def test_histogram_buckets_are_cumulative_with_prometheus_le_semantics():
+    metrics = Metrics()
+    series = metrics.series("chat", "oa", "m", "chat")
+    for seconds in (0.01, 0.011, 100.0):  # on a bound, just above it, above the last one
+        series.first_chunk.observe(seconds)
+    text = metrics.render().decode()
+    labels = 'gen_ai_operation_name="chat",gen_ai_provider_name="oa",gen_ai_request_model="m",gen_ai_response_model="m"'
+    name = "gen_ai_client_operation_time_to_first_chunk_seconds"
+    assert f'{name}_bucket{{{labels},le="0.01"}} 1.0' in text
+    assert f'{name}_bucket{{{labels},le="0.02"}} 2.0' in text
+    assert f'{name}_bucket{{{labels},le="81.92"}} 2.0' in text
+    assert f'{name}_bucket{{{labels},le="+Inf"}} 3.0' in text
+    assert f"{name}_count{{{labels}}} 3.0" in text
+    assert f"{name}_sum{{{labels}}} 100.021" in text
