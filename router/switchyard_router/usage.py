@@ -9,6 +9,7 @@ A process killed without warning loses at most what it served since its last rep
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -124,18 +125,34 @@ class UsageLedger:
     def account(
         self, target: TargetRuntime, key: KeyRuntime, series: TargetSeries, seconds: float, usage: Usage
     ) -> Decimal | None:
-        """Everything one served answer counts for: latency, metrics, quota, spend."""
+        """The cost of one served answer, now (its response header tells it); the counting it
+        calls for (latency, metrics, quota, spend) right after, once the answer has gone out."""
+        cost = cost_of(usage, target.spec.pricing if target.spec else None)
+        asyncio.get_running_loop().call_soon(self._count, target, key, series, seconds, usage, cost)
+        return cost
+
+    def _count(
+        self,
+        target: TargetRuntime,
+        key: KeyRuntime,
+        series: TargetSeries,
+        seconds: float,
+        usage: Usage,
+        cost: Decimal | None,
+    ) -> None:
         target.observe_latency(seconds)
-        cost = self.record(
-            target.provider.name, target.model, usage, target.spec.pricing if target.spec else None
-        )
+        self._add(target.provider.name, target.model, usage, cost)
         series.success(seconds, usage, cost)
         if usage.reported:  # the prompt estimate was charged up front; the answer's tokens now
             target.shared.charge(key, usage.output_tokens, time.monotonic())
-        return cost
 
     def record(self, provider: str, model: str, usage: Usage, pricing: Pricing | None) -> Decimal | None:
         """Count one served answer; returns its cost (None when unpriced)."""
+        cost = cost_of(usage, pricing)
+        self._add(provider, model, usage, cost)
+        return cost
+
+    def _add(self, provider: str, model: str, usage: Usage, cost: Decimal | None) -> None:
         key = (provider, model, self._current_period())
         totals = self._totals.get(key)
         if totals is None:
@@ -145,12 +162,10 @@ class UsageLedger:
         totals.output_tokens += usage.output_tokens
         totals.cached_input_tokens += usage.cached_input_tokens
         totals.reasoning_tokens += usage.reasoning_tokens
-        cost = cost_of(usage, pricing)
         if cost is None:
             totals.unpriced += 1
         else:
             totals.cost += cost
-        return cost
 
     def snapshot(self, *, table_hash: str | None, final: bool = False, advance: bool = True) -> UsageReport:
         """The cumulative report; `advance` numbers it as a new one (a look does not)."""
