@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -84,6 +85,9 @@ async def serve(router: Router, sources: Sources, args: argparse.Namespace) -> N
         await runners[1].setup()
         await web.TCPSite(runners[1], args.health_host, args.health_port).start()
     digest = router.table.digest if router.table else None
+    # Everything built so far (modules, the table, the app) lives as long as the process: keep
+    # it out of the collector's scans, which would otherwise walk it again and again under load.
+    gc.freeze()
     print(f"switchyard-router listening on http://{args.host}:{args.port} table={digest}", flush=True)
 
     background: list[Coroutine[Any, Any, None]] = []
