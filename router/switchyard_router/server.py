@@ -172,6 +172,9 @@ class Router:
         name = route.route.name
         try:
             result = await self.dispatcher.complete(route, body, prompt_tokens, operation)
+        except asyncio.CancelledError:  # the client hung up (handler_cancellation)
+            self.metrics.request_done(name, "ClientGone")
+            raise
         except UpstreamError as err:
             self.metrics.request_done(name, err.kind.value)
             return web.Response(
@@ -188,6 +191,9 @@ class Router:
         name = route.route.name
         try:
             stream, served = await self.dispatcher.open_stream(route, body, prompt_tokens, include_usage)
+        except asyncio.CancelledError:  # the client hung up (handler_cancellation)
+            self.metrics.request_done(name, "ClientGone")
+            raise
         except UpstreamError as err:
             self.metrics.request_done(name, err.kind.value)
             return web.Response(
@@ -205,10 +211,7 @@ class Router:
         # recorded unless the stream ends one way or the other.
         outcome = "ClientGone"
         try:
-            try:
-                await response.prepare(request)
-            except ConnectionResetError:  # the client left while the first chunk was on its way
-                return response
+            await response.prepare(request)  # the header block waits for the first frames
             frames = stream.first
             while not stream.finished:
                 if frames:
@@ -230,6 +233,8 @@ class Router:
                 err.message,
             )
             await _write_quietly(response, b"data: " + err.client_body() + b"\n\n")
+        except ConnectionResetError:  # the client left before its cancellation reached us
+            pass
         finally:
             stream.close()
             self.metrics.request_done(name, outcome)
