@@ -46,16 +46,11 @@ class ChartEmulator(Emulator):
 
     async def _serve_server_version(self, request: Any) -> dict[str, str]:
         return {
-            "major": "1",
-            "minor": "32",
-            "gitVersion": "v1.32.0",
-            "gitCommit": "",
-            "gitTreeState": "clean",
-            "buildDate": "2024-12-11T00:00:00Z",
-            "goVersion": "go1.23.3",
-            "compiler": "gc",
+            "major": "1", "minor": "32", "gitVersion": "v1.32.0", "gitCommit": "", "gitTreeState": "clean",
+            "buildDate": "2024-12-11T00:00:00Z", "goVersion": "go1.23.3", "compiler": "gc",
             "platform": "linux/amd64",
         }
+
 
     async def _serve_version(self, request: Any) -> Any:
         # kmock names the core group's version "/v1"; clients (Helm's REST mapper) want "v1".
@@ -66,16 +61,14 @@ class ChartEmulator(Emulator):
 
 
 def kubeconfig(url: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "emulated", "cluster": {"server": url}}],
-            "contexts": [{"name": "emulated", "context": {"cluster": "emulated", "user": "tests"}}],
-            "users": [{"name": "tests", "user": {"token": "tests"}}],
-            "current-context": "emulated",
-        }
-    )
+    return json.dumps({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "emulated", "cluster": {"server": url}}],
+        "contexts": [{"name": "emulated", "context": {"cluster": "emulated", "user": "tests"}}],
+        "users": [{"name": "tests", "user": {"token": "tests"}}],
+        "current-context": "emulated",
+    })
 
 
 def stored_objects(emulator: Emulator) -> list[dict[str, Any]]:
@@ -95,10 +88,7 @@ async def run(cases: list[dict[str, Any]]) -> dict[str, Any]:
             emulator.resources.load_bundled()
             for group_version, plural, kind, namespaced in CUSTOM:
                 emulator.resources[f"{group_version}/{plural}"] = ResourceInfo(
-                    kind=kind,
-                    singular=kind.lower(),
-                    namespaced=namespaced,
-                    verbs=VERBS,
+                    kind=kind, singular=kind.lower(), namespaced=namespaced, verbs=VERBS,
                     subresources={"status"} if group_version.startswith("switchyard") else set(),
                 )
             async with emulator, Server(emulator):
@@ -109,12 +99,8 @@ async def run(cases: list[dict[str, Any]]) -> dict[str, Any]:
                     results["lint"] = await helm_sdkpy.Lint(config).run(str(CHART))
                 try:
                     release = await helm_sdkpy.Install(config).run(
-                        case["name"],
-                        str(CHART),
-                        values=case["values"],
-                        create_namespace=False,
-                        wait=False,
-                        timeout=60,
+                        case["name"], str(CHART), values=case["values"],
+                        create_namespace=False, wait=False, timeout=60,
                     )
                 except helm_sdkpy.exceptions.HelmError as exc:
                     results["cases"][case["name"]] = {"error": str(exc)}

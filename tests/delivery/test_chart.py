@@ -47,9 +47,7 @@ FULL_VALUES: dict[str, Any] = {
         "dashboard": {"enabled": True},
     },
     "operator": {"watchNamespaces": ["team-a", "team-b"]},
-    "routerAccess": [
-        {"namespace": "team-a", "serviceAccounts": ["chatbot", "batch"], "policies": ["chatbot"]}
-    ],
+    "routerAccess": [{"namespace": "team-a", "serviceAccounts": ["chatbot", "batch"], "policies": ["chatbot"]}],
 }
 CASES = [
     {"name": "sy", "namespace": NS, "values": {}},
@@ -57,11 +55,8 @@ CASES = [
     {"name": "loopback", "namespace": NS, "values": {"sidecar": {"healthPort": None}}},
     {"name": "nowebhook", "namespace": NS, "values": {"webhook": {"enabled": False}}},
     {"name": "bad", "namespace": NS, "values": {"operator": {"replicas": 0}}},
-    {
-        "name": "unscrapable",
-        "namespace": NS,
-        "values": {"sidecar": {"healthPort": None}, "monitoring": {"podMonitor": {"enabled": True}}},
-    },
+    {"name": "unscrapable", "namespace": NS,
+     "values": {"sidecar": {"healthPort": None}, "monitoring": {"podMonitor": {"enabled": True}}}},
 ]
 
 
@@ -72,22 +67,12 @@ def ensure_installed(module: str, requirement: str, *pip_args: str) -> None:
         return
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", *pip_args, requirement],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        capture_output=True, text=True, timeout=300, check=False,
     )
     if result.returncode != 0:
-        unreachable = (
-            "Could not find a version",
-            "NewConnectionError",
-            "Temporary failure",
-            "Network is unreachable",
-        )
+        unreachable = ("Could not find a version", "NewConnectionError", "Temporary failure", "Network is unreachable")
         if any(marker in result.stderr for marker in unreachable):
-            pytest.skip(
-                f"{requirement} is not installed and the package registry is unreachable: {result.stderr[-300:]}"
-            )
+            pytest.skip(f"{requirement} is not installed and the package registry is unreachable: {result.stderr[-300:]}")
         pytest.fail(f"pip install {requirement} failed:\n{result.stderr}")
 
 
@@ -98,12 +83,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cases.write_text(json.dumps({"cases": CASES}))
     result = subprocess.run(
         [sys.executable, "-m", "tests.delivery.helm_render", str(cases)],
-        cwd=ROOT,
-        env={**os.environ, "HELM_DRIVER": "memory"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        cwd=ROOT, env={**os.environ, "HELM_DRIVER": "memory"},
+        capture_output=True, text=True, timeout=120, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     out: dict[str, Any] = json.loads(result.stdout)
@@ -159,10 +140,7 @@ def test_default_values_match_the_schema() -> None:
 def test_dashboard_is_generated() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "monitoring" / "dashboard.py"), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+        capture_output=True, text=True, timeout=30, check=False,
     )
     assert result.returncode == 0, result.stderr
 
@@ -185,13 +163,9 @@ def test_schema_refuses_bad_values_at_install(rendered: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("case", ["sy", "full", "loopback"])
-def test_every_manifest_is_valid_kubernetes(
-    rendered: dict[str, Any], kubernetes_validate: Any, case: str
-) -> None:
+def test_every_manifest_is_valid_kubernetes(rendered: dict[str, Any], kubernetes_validate: Any, case: str) -> None:
     docs = documents(rendered, case)
-    crds = [
-        d for p in sorted((CHART / "crds").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d
-    ]
+    crds = [d for p in sorted((CHART / "crds").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
     skipped = {}
     for doc in [*docs, *crds]:
         if doc["kind"] in NO_SCHEMA:
@@ -201,18 +175,9 @@ def test_every_manifest_is_valid_kubernetes(
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
-                pytest.fail(
-                    f"{doc['kind']}/{doc['metadata']['name']} on {version}: {exc.message} at {list(exc.path)}"
-                )
+                pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} on {version}: {exc.message} at {list(exc.path)}")
     if case == "full":
-        assert set(skipped) == {
-            "ServiceMonitor",
-            "PodMonitor",
-            "PrometheusRule",
-            "Certificate",
-            "Issuer",
-            "KopfPeering",
-        }
+        assert set(skipped) == {"ServiceMonitor", "PodMonitor", "PrometheusRule", "Certificate", "Issuer", "KopfPeering"}
 
 
 def test_install_creates_the_objects_in_the_api(rendered: dict[str, Any]) -> None:
@@ -228,15 +193,8 @@ def test_install_creates_the_objects_in_the_api(rendered: dict[str, Any]) -> Non
 def test_default_operator_deployment(rendered: dict[str, Any]) -> None:
     docs = documents(rendered, "sy")
     assert kinds(docs) == {
-        "ServiceAccount",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "Deployment",
-        "Service",
-        "ConfigMap",
-        "MutatingWebhookConfiguration",
-        "PodDisruptionBudget",
-        "ClusterKopfPeering",
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ConfigMap",
+        "MutatingWebhookConfiguration", "PodDisruptionBudget", "ClusterKopfPeering",
     }, "monitoring and cert-manager are off by default"
     deployment = find(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 2
@@ -250,12 +208,8 @@ def test_default_operator_deployment(rendered: dict[str, Any]) -> None:
     args = container["args"]
     assert args[0].startswith('exec switchyard-operator "$@" --priority "$(od ')
     assert args[1:] == [
-        "switchyard-operator",
-        "--all-namespaces",
-        "--peering=switchyard",
-        "--liveness=http://0.0.0.0:8081/healthz",
-        "--metrics-port=9090",
-        "--webhook=/etc/switchyard/webhook/config.yaml",
+        "switchyard-operator", "--all-namespaces", "--peering=switchyard",
+        "--liveness=http://0.0.0.0:8081/healthz", "--metrics-port=9090", "--webhook=/etc/switchyard/webhook/config.yaml",
     ]
     assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "switchyard"
     pdb = find(docs, "PodDisruptionBudget")
@@ -266,9 +220,7 @@ def test_default_operator_deployment(rendered: dict[str, Any]) -> None:
 def test_priority_command_runs_in_a_posix_shell() -> None:
     """The wrapper that gives each replica its own peering priority, run by /bin/sh."""
     script = 'exec echo "$@" --priority "$(od -An -N3 -tu4 /dev/urandom | tr -d \' \')"'
-    out = subprocess.run(
-        ["/bin/sh", "-c", script, "x", "--all-namespaces"], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run(["/bin/sh", "-c", script, "x", "--all-namespaces"], capture_output=True, text=True, check=True)
     words = out.stdout.split()
     assert words[:2] == ["--all-namespaces", "--priority"] and 0 <= int(words[2]) < 2**24
 
@@ -293,10 +245,7 @@ def test_operator_rbac_is_least_privilege(rendered: dict[str, Any]) -> None:
         "core/namespaces": {"list", "watch"},
         "apiextensions.k8s.io/customresourcedefinitions": {"list", "watch"},
         "kopf.dev/clusterkopfpeerings": {"get", "list", "watch", "patch"},
-        "admissionregistration.k8s.io/mutatingwebhookconfigurations[sy-switchyard-sidecar-injector]": {
-            "get",
-            "patch",
-        },
+        "admissionregistration.k8s.io/mutatingwebhookconfigurations[sy-switchyard-sidecar-injector]": {"get", "patch"},
     }
     crud = {"get", "list", "watch", "create", "patch", "delete"}
     assert namespaced == {
@@ -322,12 +271,7 @@ def test_webhook_configuration_matches_the_operator(rendered: dict[str, Any]) ->
     docs = documents(rendered, "sy")
     (webhook,) = find(docs, "MutatingWebhookConfiguration")["webhooks"]
     service = webhook["clientConfig"]["service"]
-    assert service == {
-        "name": "sy-switchyard-webhook",
-        "namespace": NS,
-        "path": f"/{HANDLER_ID}",
-        "port": 443,
-    }
+    assert service == {"name": "sy-switchyard-webhook", "namespace": NS, "path": f"/{HANDLER_ID}", "port": 443}
     assert webhook["sideEffects"] == "None" and webhook["failurePolicy"] == "Ignore"
     assert webhook["rules"][0]["resources"] == ["pods"] and webhook["rules"][0]["operations"] == ["CREATE"]
     assert webhook["namespaceSelector"]["matchLabels"] == {"switchyard.dev/injection": "enabled"}
@@ -335,26 +279,17 @@ def test_webhook_configuration_matches_the_operator(rendered: dict[str, Any]) ->
         webhook["namespaceSelector"]["matchExpressions"]
     )
     svc = find(docs, "Service", "sy-switchyard-webhook")
-    assert {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"} in svc["spec"][
-        "ports"
-    ]
+    assert {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"} in svc["spec"]["ports"]
 
     # The operator reads the rendered config with the same model (unknown keys refused).
-    config = WebhookConfig.model_validate(
-        yaml.safe_load(find(docs, "ConfigMap", "sy-switchyard-webhook")["data"]["config.yaml"])
-    )
+    config = WebhookConfig.model_validate(yaml.safe_load(find(docs, "ConfigMap", "sy-switchyard-webhook")["data"]["config.yaml"]))
     assert config.sidecar.image == "ghcr.io/switchyard-dev/switchyard:0.1.0"
     assert config.sidecar.health_port == 9464
-    assert config.sidecar.resources == {
-        "requests": {"cpu": "50m", "memory": "64Mi"},
-        "limits": {"cpu": "500m", "memory": "256Mi"},
-    }
+    assert config.sidecar.resources == {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
     managed = config.server.self_managed
     assert managed is not None and config.server.cert_dir is None
     assert (managed.service_name, managed.namespace, managed.webhook_configuration) == (
-        "sy-switchyard-webhook",
-        NS,
-        "sy-switchyard-sidecar-injector",
+        "sy-switchyard-webhook", NS, "sy-switchyard-sidecar-injector"
     )
     container = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "webhook", "containerPort": config.server.port, "protocol": "TCP"} in container["ports"]
@@ -368,12 +303,8 @@ def test_cert_manager_monitoring_and_watched_namespaces(rendered: dict[str, Any]
     assert "full-switchyard-webhook.switchyard.svc" in certificate["spec"]["dnsNames"]
     assert find(docs, "Issuer")["spec"] == {"selfSigned": {}}
     injector = find(docs, "MutatingWebhookConfiguration")
-    assert injector["metadata"]["annotations"] == {
-        "cert-manager.io/inject-ca-from": f"{NS}/full-switchyard-webhook"
-    }
-    config = WebhookConfig.model_validate(
-        yaml.safe_load(find(docs, "ConfigMap", "full-switchyard-webhook")["data"]["config.yaml"])
-    )
+    assert injector["metadata"]["annotations"] == {"cert-manager.io/inject-ca-from": f"{NS}/full-switchyard-webhook"}
+    config = WebhookConfig.model_validate(yaml.safe_load(find(docs, "ConfigMap", "full-switchyard-webhook")["data"]["config.yaml"]))
     assert config.server.cert_dir == "/etc/switchyard/webhook-tls" and config.server.self_managed is None
     pod = find(docs, "Deployment")["spec"]["template"]["spec"]
     tls = next(v for v in pod["volumes"] if v["name"] == "webhook-tls")
@@ -384,29 +315,20 @@ def test_cert_manager_monitoring_and_watched_namespaces(rendered: dict[str, Any]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args and "--all-namespaces" not in args
     roles = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "full-switchyard-operator"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    assert sorted(p["metadata"]["namespace"] for p in docs if p["kind"] == "KopfPeering") == [
-        "team-a",
-        "team-b",
-    ]
+    assert sorted(p["metadata"]["namespace"] for p in docs if p["kind"] == "KopfPeering") == ["team-a", "team-b"]
     cluster = rules_by_resource(find(docs, "ClusterRole", "full-switchyard-operator-cluster"))
     assert "kopf.dev/clusterkopfpeerings" not in cluster
-    assert not any(k.startswith("admissionregistration") for k in cluster), (
-        "cert-manager injects the caBundle"
-    )
+    assert not any(k.startswith("admissionregistration") for k in cluster), "cert-manager injects the caBundle"
 
     # The routers' Role: their policy's ConfigMap and Secret by name, usage ConfigMaps.
-    router = next(
-        d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "full-switchyard-router"
-    )
+    router = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "full-switchyard-router")
     assert router["metadata"]["namespace"] == "team-a"
     assert rules_by_resource(router) == {
         "core/configmaps[chatbot-routes]": {"get", "list", "watch"},
         "core/secrets[chatbot-credentials]": {"get", "list", "watch"},
         "core/configmaps": {"create", "get", "update", "patch"},
     }
-    binding = next(
-        d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "full-switchyard-router"
-    )
+    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "full-switchyard-router")
     assert [s["name"] for s in binding["subjects"]] == ["chatbot", "batch"]
 
 
@@ -423,32 +345,22 @@ def test_monitoring_objects(rendered: dict[str, Any]) -> None:
     rules = find(docs, "PrometheusRule")["spec"]
     alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
     assert {
-        "SwitchyardProviderDown",
-        "SwitchyardBudgetWarning",
-        "SwitchyardBudgetExceeded",
-        "SwitchyardHighFallbackRate",
-        "SwitchyardTableNotPropagated",
+        "SwitchyardProviderDown", "SwitchyardBudgetWarning", "SwitchyardBudgetExceeded",
+        "SwitchyardHighFallbackRate", "SwitchyardTableNotPropagated",
     } <= set(alerts)
     assert alerts["SwitchyardProviderDown"]["for"] == "7m"
     assert "switchyard_circuit_state" in alerts["SwitchyardProviderDown"]["expr"]
     assert "switchyard_provider_budget_usd" in alerts["SwitchyardBudgetExceeded"]["expr"]
     assert "> 0.2" in alerts["SwitchyardHighFallbackRate"]["expr"]
-    assert (
-        "count by (namespace, policy, hash) (switchyard_table_info)"
-        in alerts["SwitchyardTableNotPropagated"]["expr"]
-    )
+    assert "count by (namespace, policy, hash) (switchyard_table_info)" in alerts["SwitchyardTableNotPropagated"]["expr"]
     assert "${" not in json.dumps(rules), "every placeholder substituted"
     assert "{{ $labels.provider }}" in alerts["SwitchyardProviderDown"]["annotations"]["summary"]
 
     dashboard = json.loads(find(docs, "ConfigMap", "full-switchyard-dashboard")["data"]["switchyard.json"])
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     for series in (
-        "gen_ai_client_operation_duration_seconds_bucket",
-        "switchyard_fallbacks_total",
-        "switchyard_tokens_total",
-        "switchyard_cost_usd_total",
-        "switchyard_circuit_state",
-        "switchyard_table_info",
+        "gen_ai_client_operation_duration_seconds_bucket", "switchyard_fallbacks_total", "switchyard_tokens_total",
+        "switchyard_cost_usd_total", "switchyard_circuit_state", "switchyard_table_info",
     ):
         assert series in exprs, series
     assert "histogram_quantile(0.95" in exprs and "histogram_quantile(0.5" in exprs
@@ -457,16 +369,9 @@ def test_monitoring_objects(rendered: dict[str, Any]) -> None:
 def test_router_series_named_in_rules_and_dashboard_exist() -> None:
     """Every router series the alerts and dashboard use is one the router exports."""
     source = (ROOT / "router" / "switchyard_router" / "metrics.py").read_text()
-    for name in (
-        "switchyard_fallbacks",
-        "switchyard_requests",
-        "switchyard_tokens",
-        "switchyard_cost_usd",
-        "switchyard_table_info",
-        "switchyard_table_loads",
-        "switchyard_circuit_state",
-        "gen_ai_client_operation_duration_seconds",
-    ):
+    for name in ("switchyard_fallbacks", "switchyard_requests", "switchyard_tokens", "switchyard_cost_usd",
+                 "switchyard_table_info", "switchyard_table_loads", "switchyard_circuit_state",
+                 "gen_ai_client_operation_duration_seconds"):
         assert f'"{name}"' in source, name
 
 
@@ -482,7 +387,4 @@ def test_webhook_off(rendered: dict[str, Any]) -> None:
     container = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert not any(a.startswith("--webhook") for a in container["args"])
     assert "readinessProbe" not in container
-    assert not any(
-        k.startswith("admissionregistration")
-        for k in rules_by_resource(find(docs, "ClusterRole", "nowebhook-switchyard-operator-cluster"))
-    )
+    assert not any(k.startswith("admissionregistration") for k in rules_by_resource(find(docs, "ClusterRole", "nowebhook-switchyard-operator-cluster")))

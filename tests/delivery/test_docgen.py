@@ -55,7 +55,6 @@ def test_check_reports_a_stale_file(tmp_path: Path) -> None:
     assert docgen.main(["--crds", str(crds), "--output", str(output)]) == 0
     assert docgen.main(["--crds", str(crds), "--output", str(output), "--check"]) == 0
     source["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["type"][
-        "description"
-    ] = "changed"
+        "description"] = "changed"
     (crds / "p.yaml").write_text(yaml.safe_dump(source))
     assert docgen.main(["--crds", str(crds), "--output", str(output), "--check"]) == 1

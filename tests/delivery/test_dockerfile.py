@@ -27,10 +27,7 @@ def hadolint() -> str:
 def test_hadolint_clean() -> None:
     result = subprocess.run(
         [hadolint(), "--failure-threshold", "info", str(DOCKERFILE)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+        capture_output=True, text=True, timeout=30, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -83,8 +80,6 @@ def test_dockerignore_keeps_the_context_small() -> None:
 
 def test_the_image_gets_what_the_webhook_certificates_import() -> None:
     """certs.py needs cryptography: the `operator` extra, which the image installs, brings it."""
-    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"][
-        "operator"
-    ]
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["operator"]
     in_extra = any(req.startswith("cryptography") for req in extra)
     assert in_extra and ".[operator]" in DOCKERFILE.read_text()

@@ -27,10 +27,7 @@ def pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "generateName": "chatbot-",
-            "annotations": {POLICY_ANNOTATION: "chatbot", **(annotations or {})},
-        },
+        "metadata": {"generateName": "chatbot-", "annotations": {POLICY_ANNOTATION: "chatbot", **(annotations or {})}},
         "spec": {"containers": [{"name": "app", "image": "chatbot:1"}], **spec},
     }
 
@@ -62,9 +59,7 @@ def test_native_sidecar_with_args_env_and_mounts() -> None:
     assert all(m["readOnly"] and "subPath" not in m for m in mounts.values()), "subPath blocks updates"
     volumes = {v["name"]: v for v in out["spec"]["volumes"]}
     assert volumes[mounts["/etc/switchyard/table"]["name"]]["configMap"] == {"name": "chatbot-routes"}
-    assert volumes[mounts["/etc/switchyard/credentials"]["name"]]["secret"] == {
-        "secretName": "chatbot-credentials"
-    }
+    assert volumes[mounts["/etc/switchyard/credentials"]["name"]]["secret"] == {"secretName": "chatbot-credentials"}
     assert router["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}
     assert out["metadata"]["annotations"][INJECTED_ANNOTATION] == "chatbot"
     assert out["metadata"]["labels"] == {"switchyard.dev/policy": "chatbot"}
@@ -87,11 +82,7 @@ def test_security_context_is_locked_down() -> None:
 
 def test_probes_use_the_health_listener_on_the_pod_ip() -> None:
     router = sidecar(inject_sidecar(pod(), "chatbot", SETTINGS))
-    for probe, path in (
-        ("startupProbe", "/readyz"),
-        ("readinessProbe", "/readyz"),
-        ("livenessProbe", "/healthz"),
-    ):
+    for probe, path in (("startupProbe", "/readyz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         assert router[probe]["httpGet"] == {"path": path, "port": "router-health", "scheme": "HTTP"}
     assert router["startupProbe"]["periodSeconds"] * router["startupProbe"]["failureThreshold"] >= 30
     # The API itself stays on loopback.
@@ -101,11 +92,7 @@ def test_probes_use_the_health_listener_on_the_pod_ip() -> None:
 def test_loopback_only_probes_run_inside_the_pod() -> None:
     router = sidecar(inject_sidecar(pod(), "chatbot", SidecarSettings(healthPort=None)))
     assert "ports" not in router and "--health-port" not in router["args"]
-    for probe, path in (
-        ("startupProbe", "/readyz"),
-        ("readinessProbe", "/readyz"),
-        ("livenessProbe", "/healthz"),
-    ):
+    for probe, path in (("startupProbe", "/readyz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         spec = router[probe]
         assert "httpGet" not in spec and "tcpSocket" not in spec, "kubelet would dial the pod IP"
         command = spec["exec"]["command"]
@@ -150,18 +137,12 @@ def test_sidecar_goes_first_and_existing_init_containers_and_volumes_stay() -> N
     p = pod(initContainers=[{"name": "migrate", "image": "m"}], volumes=[{"name": "data", "emptyDir": {}}])
     out = inject_sidecar(p, "chatbot", SETTINGS)
     assert [c["name"] for c in out["spec"]["initContainers"]] == ["switchyard-router", "migrate"]
-    assert [v["name"] for v in out["spec"]["volumes"]] == [
-        "data",
-        "switchyard-table",
-        "switchyard-credentials",
-    ]
+    assert [v["name"] for v in out["spec"]["volumes"]] == ["data", "switchyard-table", "switchyard-credentials"]
 
 
 def test_base_url_added_unless_set_or_opted_out() -> None:
     p = pod()
-    p["spec"]["containers"].append(
-        {"name": "worker", "image": "w", "env": [{"name": "OPENAI_BASE_URL", "value": "x"}]}
-    )
+    p["spec"]["containers"].append({"name": "worker", "image": "w", "env": [{"name": "OPENAI_BASE_URL", "value": "x"}]})
     out = inject_sidecar(p, "chatbot", SETTINGS)
     app, worker = out["spec"]["containers"]
     assert app["env"] == [{"name": "OPENAI_BASE_URL", "value": "http://127.0.0.1:8080/v1"}]
@@ -172,12 +153,7 @@ def test_base_url_added_unless_set_or_opted_out() -> None:
 
 def test_settings_change_port_name_and_resources() -> None:
     settings = SidecarSettings.model_validate(
-        {
-            "port": 9090,
-            "containerName": "llm",
-            "resources": {"requests": {"cpu": "10m"}},
-            "baseUrlEnv": "LLM_URL",
-        }
+        {"port": 9090, "containerName": "llm", "resources": {"requests": {"cpu": "10m"}}, "baseUrlEnv": "LLM_URL"}
     )
     out = inject_sidecar(pod(), "p", settings)
     router = sidecar(out)
@@ -197,9 +173,7 @@ def test_port_clashes_are_refused_and_the_annotation_moves_the_router() -> None:
     busy["metadata"]["annotations"][PORT_ANNOTATION] = "18080"
     out = inject_sidecar(busy, "chatbot", SETTINGS)
     assert "18080" in sidecar(out)["args"]
-    assert out["spec"]["containers"][0]["env"] == [
-        {"name": "OPENAI_BASE_URL", "value": "http://127.0.0.1:18080/v1"}
-    ]
+    assert out["spec"]["containers"][0]["env"] == [{"name": "OPENAI_BASE_URL", "value": "http://127.0.0.1:18080/v1"}]
     health = pod()
     health["spec"]["containers"][0]["ports"] = [{"containerPort": 9464}]
     with pytest.raises(InjectionError, match="port 9464"):

@@ -66,33 +66,19 @@ async def kube(api: Emulator) -> AsyncIterator[Kube]:
 
 
 async def create_webhook_configuration(kube: Kube) -> None:
-    await kube.create(
-        certs.WEBHOOK_CONFIGURATIONS,
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": MWC},
-            "webhooks": [
-                {
-                    "name": "inject.switchyard.dev",
-                    "clientConfig": {
-                        "service": {"name": SERVICE, "namespace": NS, "path": f"/{HANDLER_ID}", "port": 443}
-                    },
-                    "admissionReviewVersions": ["v1"],
-                    "sideEffects": "None",
-                    "failurePolicy": "Ignore",
-                    "rules": [
-                        {
-                            "apiGroups": [""],
-                            "apiVersions": ["v1"],
-                            "operations": ["CREATE"],
-                            "resources": ["pods"],
-                        }
-                    ],
-                }
-            ],
-        },
-    )
+    await kube.create(certs.WEBHOOK_CONFIGURATIONS, {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": MWC},
+        "webhooks": [{
+            "name": "inject.switchyard.dev",
+            "clientConfig": {"service": {"name": SERVICE, "namespace": NS, "path": f"/{HANDLER_ID}", "port": 443}},
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}],
+        }],
+    })
 
 
 def review(annotations: dict[str, str]) -> dict[str, Any]:
@@ -130,15 +116,9 @@ async def webhook(api: Emulator, kube: Kube, tmp_path: Path, unused_tcp_port: in
     info = kopf.ConnectionInfo(server=str(api.url))
     kopf.on.login(registry=registry)(lambda **_: info)
     memo = kopf.Memo(runtime=types.SimpleNamespace(kube=kube))
-    task = asyncio.create_task(
-        kopf.operator(
-            registry=registry,
-            settings=fast_settings(),
-            clusterwide=True,
-            standalone=True,
-            memo=memo,
-        )
-    )
+    task = asyncio.create_task(kopf.operator(
+        registry=registry, settings=fast_settings(), clusterwide=True, standalone=True, memo=memo,
+    ))
     try:
         deadline = asyncio.get_running_loop().time() + 10
         while True:
@@ -158,15 +138,12 @@ async def webhook(api: Emulator, kube: Kube, tmp_path: Path, unused_tcp_port: in
 
 async def post_review(port: int, ca: bytes, body: dict[str, Any]) -> dict[str, Any]:
     context = ssl.create_default_context(cadata=ca.decode())
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"https://127.0.0.1:{port}/{HANDLER_ID}",
-            json=body,
-            ssl=context,
-            server_hostname=f"{SERVICE}.{NS}.svc",  # what the API server checks the certificate against
-        ) as response,
-    ):
+    async with aiohttp.ClientSession() as session, session.post(
+        f"https://127.0.0.1:{port}/{HANDLER_ID}",
+        json=body,
+        ssl=context,
+        server_hostname=f"{SERVICE}.{NS}.svc",  # what the API server checks the certificate against
+    ) as response:
         assert response.status == 200, await response.text()
         result: dict[str, Any] = await response.json()
         return result
@@ -219,15 +196,10 @@ async def test_expiring_certificate_is_replaced(kube: Kube) -> None:
     names = certs.service_names(SERVICE, NS)
     old = certs.generate(names, validity_days=10)
     assert not certs.is_usable(old, names)
-    await kube.create(
-        core_path("secrets", NS),
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": SELF_MANAGED.secret_name, "namespace": NS},
-            "data": old.secret_data(),
-        },
-    )
+    await kube.create(core_path("secrets", NS), {
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": SELF_MANAGED.secret_name, "namespace": NS}, "data": old.secret_data(),
+    })
     fresh = await certs.ensure_secret(kube, SELF_MANAGED)
     assert fresh != old and certs.is_usable(fresh, names)
 

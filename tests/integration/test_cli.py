@@ -23,12 +23,8 @@ def free_port() -> int:
 
 async def run_router(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "switchyard_router",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "switchyard_router", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},
     )
 
@@ -43,12 +39,8 @@ async def test_invalid_env_stops_start_up_with_one_clear_message(tmp_path: Path)
 async def test_dotenv_in_the_working_directory_is_read_by_default(tmp_path: Path):
     (tmp_path / ".env").write_text("PRIMARY_PROVIDER=groq\nGROQ_API_KEY=gsk-x\nPROVIDER_TIMEOUT=never\n")
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "switchyard_router",
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "switchyard_router", cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     _, err = await process.communicate()
     assert process.returncode == 2
@@ -139,17 +131,8 @@ async def test_caller_tokens_guard_the_api_and_never_reach_a_provider(tmp_path: 
     tokens.write_text("# callers\ncaller-token-one\n")
     port, health = free_port(), free_port()
     process = await run_router(
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(port),
-        "--config",
-        str(config),
-        "--caller-tokens-file",
-        str(tokens),
-        "--health-port",
-        str(health),
-        env={"primary.key": "sk-primary-secret-0001", "SWITCHYARD_CALLER_TOKENS": "caller-token-two"},
+        "--host", "0.0.0.0", "--port", str(port), "--config", str(config), "--caller-tokens-file", str(tokens),
+        "--health-port", str(health), env={"primary.key": "sk-primary-secret-0001", "SWITCHYARD_CALLER_TOKENS": "caller-token-two"},
     )
     await wait_listening(process)
     body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -194,15 +177,8 @@ async def test_a_kubelet_style_swap_of_mounted_files_reloads(tmp_path: Path, sim
     (creds / "primary.key").symlink_to("..data/primary.key")
     port = free_port()
     process = await run_router(
-        "--port",
-        str(port),
-        "--config",
-        str(mount / "table.yaml"),
-        "--credentials-dir",
-        str(creds),
-        "--watch-interval",
-        "0.1",
-        env={"claude.key": "sk-ant-claude-0002", "gem.key": "AIzaGemini000000000000003"},
+        "--port", str(port), "--config", str(mount / "table.yaml"), "--credentials-dir", str(creds),
+        "--watch-interval", "0.1", env={"claude.key": "sk-ant-claude-0002", "gem.key": "AIzaGemini000000000000003"},
     )
     await wait_listening(process)
     url = f"http://127.0.0.1:{port}"

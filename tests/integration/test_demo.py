@@ -9,11 +9,8 @@ import sys
 
 async def test_the_demo_story_on_the_simulator():
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "import sys; from switchyard_cli import main; sys.exit(main(['demo', '--simulator']))",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        sys.executable, "-c", "import sys; from switchyard_cli import main; sys.exit(main(['demo', '--simulator']))",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()

@@ -14,10 +14,7 @@ pytestmark = pytest.mark.skipif(not AVAILABLE, reason="OpenAI's OpenAPI descript
 FAMILIES = ["primary/gpt-sim", "claude/claude-sim", "gem/gemini-sim"]
 TOOL = {
     "type": "function",
-    "function": {
-        "name": "lookup",
-        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
-    },
+    "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}},
 }
 
 
@@ -49,11 +46,8 @@ async def test_chat_completions_conform(post, model, tools):
 @pytest.mark.parametrize("model", FAMILIES)
 async def test_stream_chunks_conform(post, model):
     body = {
-        "model": model,
-        "messages": [{"role": "user", "content": "hi"}],
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "tools": [TOOL],
+        "model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True,
+        "stream_options": {"include_usage": True}, "tools": [TOOL],
     }
     status, raw = await post("/v1/chat/completions", body)
     assert status == 200
@@ -71,9 +65,7 @@ async def test_embeddings_conform(post, model):
 
 
 async def test_errors_and_models_conform(post):
-    status, raw = await post(
-        "/v1/chat/completions", {"model": "missing", "messages": [{"role": "user", "content": "x"}]}
-    )
+    status, raw = await post("/v1/chat/completions", {"model": "missing", "messages": [{"role": "user", "content": "x"}]})
     assert status == 404
     check("ErrorResponse", orjson.loads(raw))
     async with post.http.get(f"{post.url}/v1/models") as resp:

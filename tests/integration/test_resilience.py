@@ -303,8 +303,7 @@ async def test_an_exact_count_keeps_a_target_the_estimate_would_skip(sim, start_
     messages = [{"role": "user", "content": "a" * 200}]
     assert await served_by(client, messages=messages) == "claude"
     merged = tiktoken.Encoding(
-        name="aa",
-        pat_str=r"\S+|\s+",
+        name="aa", pat_str=r"\S+|\s+",
         mergeable_ranks={**{bytes([i]): i for i in range(256)}, b"aa": 256, b"aaaa": 257, b"aaaaaaaa": 258},
         special_tokens={},
     )

@@ -38,11 +38,7 @@ async def api() -> AsyncIterator[Emulator]:
     emulator.resources.load_bundled()
     for plural, kind in (("llmproviders", "LLMProvider"), ("routingpolicies", "RoutingPolicy")):
         emulator.resources[f"switchyard.dev/v1alpha1/{plural}"] = ResourceInfo(
-            kind=kind,
-            singular=kind.lower(),
-            namespaced=True,
-            verbs=VERBS,
-            subresources={"status"},
+            kind=kind, singular=kind.lower(), namespaced=True, verbs=VERBS, subresources={"status"},
         )
     async with emulator, Server(emulator):
         yield emulator

@@ -113,15 +113,11 @@ class Emulator(KubernetesEmulator):
             meta["namespace"] = namespace
         if not meta.get("name"):
             if not meta.get("generateName"):
-                raise KubernetesError(
-                    status=422, reason="Invalid", message="name or generateName is required"
-                )
+                raise KubernetesError(status=422, reason="Invalid", message="name or generateName is required")
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         key = (res, namespace, meta["name"])
         if self._live(key) is not None:
-            raise KubernetesError(
-                status=409, reason="AlreadyExists", message=f"{meta['name']} already exists"
-            )
+            raise KubernetesError(status=409, reason="AlreadyExists", message=f"{meta['name']} already exists")
         meta.update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(), creationTimestamp=_now())
         if res.group:
             meta["generation"] = 1

@@ -26,9 +26,7 @@ def provider(
             # port 9 (discard) refuses at once: no probe leaves the machine
             "baseURL": "http://127.0.0.1:9" + ("/v1" if type_ not in ("anthropic", "gemini") else ""),
             "credentials": [{"name": "primary", "secretKeyRef": {"name": secret, "key": key}}],
-            "models": [
-                {"name": "m1", "pricing": {"inputPerMillionTokens": "1", "outputPerMillionTokens": "2"}}
-            ],
+            "models": [{"name": "m1", "pricing": {"inputPerMillionTokens": "1", "outputPerMillionTokens": "2"}}],
         },
     }
     body["spec"].update(spec)

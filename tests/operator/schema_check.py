@@ -71,7 +71,9 @@ def admission_errors(manifest: dict[str, Any]) -> list[str]:
     schema = copy.deepcopy(crd_schemas()[manifest["kind"]])
     obj = apply_defaults(schema, manifest)
     validator = jsonschema.Draft202012Validator(schema)
-    errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)]
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)
+    ]
     if not errors:
         errors = cel_errors(schema, obj)
     return errors

@@ -52,17 +52,10 @@ def test_states_and_disable():
 
 def test_condition_messages_and_events():
     exceeded = budget_condition(BUDGET, {"period": "2026-11", "costUSD": "12.5"}, NOW, 3)
-    assert (exceeded["status"], exceeded["reason"], exceeded["observedGeneration"]) == (
-        "False",
-        "BudgetExceeded",
-        3,
-    )
+    assert (exceeded["status"], exceeded["reason"], exceeded["observedGeneration"]) == ("False", "BudgetExceeded", 3)
     assert "$12.50 of $10 (125.0%)" in exceeded["message"] and "disabled" in exceeded["message"]
     alert = BudgetSpec.model_validate({"monthlyUSD": "10", "onExceeded": "Alert"})
-    assert (
-        "routing continues"
-        in budget_condition(alert, {"period": "2026-11", "costUSD": "10"}, NOW, None)["message"]
-    )
+    assert "routing continues" in budget_condition(alert, {"period": "2026-11", "costUSD": "10"}, NOW, None)["message"]
     warn = budget_condition(BUDGET, {"period": "2026-11", "costUSD": "8"}, NOW, None)
     assert (warn["status"], warn["reason"]) == ("True", "BudgetWarning")
     within = budget_condition(BUDGET, None, NOW, None)
@@ -87,9 +80,8 @@ def test_compile_leaves_a_disabled_provider_out():
     assert [p.name for p in both.table.providers] == ["b"] and both.credentials == {"b.primary": "sk"}
     solo = compile_policy(policy("p", targets=[("a", "m1")]), providers, secrets, now=NOW)
     assert solo.ok and solo.table.routes == () and "left out" in solo.warnings[0]
-    later = compile_policy(
-        policy("p", targets=[("a", "m1")]), providers, secrets, now=datetime(2026, 12, 1, tzinfo=UTC)
-    )
+    later = compile_policy(policy("p", targets=[("a", "m1")]), providers, secrets,
+                           now=datetime(2026, 12, 1, tzinfo=UTC))
     assert [p.name for p in later.table.providers] == ["a"]
 
 
@@ -108,7 +100,6 @@ def reason_is(kube, reason):
         c = await condition(kube, "a")
         assert c is not None and c["reason"] == reason, c
         return c
-
     return check
 
 
@@ -120,7 +111,6 @@ def table_providers(kube, policy_name, names):
         got = [p["name"] for p in table["providers"]]
         assert got == names, got
         return table
-
     return check
 
 
@@ -187,10 +177,8 @@ async def test_budget_warn_exceed_disable_raise_and_a_new_month(api, kube):
             current = await kube.get(provider_path("a"))
             spent = current["status"]["spend"]
             last = previous_period(spent["period"])
-            patch = {
-                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                "status": {"spend": {"period": last, "ledger": {"period": last}}},
-            }
+            patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                     "status": {"spend": {"period": last, "ledger": {"period": last}}}}
             try:
                 await kube.patch(custom_path("llmproviders", NS, "a", status=True), patch)
                 break

@@ -63,24 +63,8 @@ async def test_client_login_flavours(tmp_path: Path):
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
     subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(crt),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=test",
-        ],
-        check=True,
-        capture_output=True,
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
+         "-days", "1", "-subj", "/CN=test"], check=True, capture_output=True,
     )
     return key, crt
 
@@ -91,9 +75,8 @@ def test_tls_material_from_paths_and_data(tmp_path):
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("openssl is not available")
     assert _ssl_context(kopf.ConnectionInfo(server="https://x", insecure=True)) is False
-    by_path = kopf.ConnectionInfo(
-        server="https://x", ca_path=str(crt), certificate_path=str(crt), private_key_path=str(key)
-    )
+    by_path = kopf.ConnectionInfo(server="https://x", ca_path=str(crt), certificate_path=str(crt),
+                                  private_key_path=str(key))
     assert _ssl_context(by_path)
     data = kopf.ConnectionInfo(
         server="https://x",

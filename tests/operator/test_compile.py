@@ -48,78 +48,34 @@ def test_compiles_a_fallback_chain_without_secret_values():
 
 def test_every_table_setting_is_reachable():
     prov = provider(
-        "vllm",
-        type_="openai-compatible",
-        baseURL="http://vllm:8000/v1/",
-        timeout="12s",
-        headers={"X-Team": "a"},
-        defaultMaxTokens=77,
-        limits={"requestsPerMinute": 5, "tokensPerMinute": 9},
-        models=[
-            {
-                "name": "m1",
-                "contextWindow": 1000,
-                "pricing": {
-                    "inputPerMillionTokens": "0.1",
-                    "outputPerMillionTokens": "0.2",
-                    "cachedInputPerMillionTokens": "0.05",
-                },
-            }
-        ],
+        "vllm", type_="openai-compatible", baseURL="http://vllm:8000/v1/", timeout="12s",
+        headers={"X-Team": "a"}, defaultMaxTokens=77, limits={"requestsPerMinute": 5, "tokensPerMinute": 9},
+        models=[{"name": "m1", "contextWindow": 1000, "pricing": {
+            "inputPerMillionTokens": "0.1", "outputPerMillionTokens": "0.2", "cachedInputPerMillionTokens": "0.05"}}],
     )
-    body = policy(
-        targets=[("vllm", "m1")],
-        strategy="Weighted",
-        retry={"attempts": 4, "backoff": {"base": "50ms", "max": "2s"}},
-        timeout="9s",
-        firstTokenTimeout="3s",
-        deadline="60s",
-        maxAttempts=6,
-    )
+    body = policy(targets=[("vllm", "m1")], strategy="Weighted", retry={"attempts": 4, "backoff": {"base": "50ms", "max": "2s"}},
+                  timeout="9s", firstTokenTimeout="3s", deadline="60s", maxAttempts=6)
     body["spec"]["routes"][0]["targets"][0]["weight"] = 5
     prov["spec"]["credentials"][0]["limits"] = {"requestsPerMinute": 3}
-    body["spec"]["circuitBreaker"] = {
-        "consecutiveFailures": 7,
-        "cooldown": "1m",
-        "failureRatePercent": 40,
-        "window": "20s",
-        "minimumRequests": 9,
-        "failOpen": False,
-    }
+    body["spec"]["circuitBreaker"] = {"consecutiveFailures": 7, "cooldown": "1m", "failureRatePercent": 40,
+                                      "window": "20s", "minimumRequests": 9, "failOpen": False}
     body["spec"]["server"] = {"maxBodyBytes": 1234}
     result = compile_policy(body, {"vllm": prov}, KEYS)
     assert result.ok, result.problems
     table = result.table
     p = table.providers[0]
-    assert (p.base_url, p.timeout, p.headers, p.default_max_tokens) == (
-        "http://vllm:8000/v1",
-        12.0,
-        {"X-Team": "a"},
-        77,
-    )
+    assert (p.base_url, p.timeout, p.headers, p.default_max_tokens) == ("http://vllm:8000/v1", 12.0, {"X-Team": "a"}, 77)
     assert (p.limits.requests_per_minute, p.limits.tokens_per_minute) == (5, 9)
-    assert (
-        p.models[0].context_window == 1000
-        and str(p.models[0].pricing.cached_input_per_million_tokens) == "0.05"
-    )
+    assert p.models[0].context_window == 1000 and str(p.models[0].pricing.cached_input_per_million_tokens) == "0.05"
     r = table.routes[0]
     assert (r.strategy, r.targets[0].weight, r.retry.attempts, r.retry.backoff.base, r.retry.backoff.max) == (
-        "Weighted",
-        5,
-        4,
-        0.05,
-        2.0,
-    )
+        "Weighted", 5, 4, 0.05, 2.0)
     assert (r.timeout, r.first_token_timeout, r.deadline, r.max_attempts) == (9.0, 3.0, 60.0, 6)
     breaker = table.circuit_breaker
     assert (breaker.consecutive_failures, breaker.cooldown) == (7, 60.0)
     if "failure_rate_percent" in CircuitBreakerPolicy.model_fields:  # the router's newer breaker
-        assert (
-            breaker.failure_rate_percent,
-            breaker.window,
-            breaker.minimum_requests,
-            breaker.fail_open,
-        ) == (40, 20.0, 9, False)
+        assert (breaker.failure_rate_percent, breaker.window, breaker.minimum_requests, breaker.fail_open) == (
+            40, 20.0, 9, False)
     if "limits" in Credential.model_fields:
         assert p.credentials[0].limits.requests_per_minute == 3
     assert table.server.max_body_bytes == 1234
@@ -138,10 +94,7 @@ def test_unknown_provider_names_the_field_and_the_known_ones():
 def test_missing_secret_and_key_say_how_to_fix():
     result = compile_policy(policy(), {"openai": provider()}, {})
     assert result.reason == Reason.SECRET_NOT_FOUND
-    assert (
-        "kubectl -n team create secret generic keys --from-literal=OPENAI_API_KEY="
-        in result.problems[0].message
-    )
+    assert "kubectl -n team create secret generic keys --from-literal=OPENAI_API_KEY=" in result.problems[0].message
     result = compile_policy(policy(), {"openai": provider()}, {"keys": {"OTHER": "v"}})
     assert result.reason == Reason.KEY_MISSING
     assert "'OPENAI_API_KEY' of Secret 'keys' is missing (it has: OTHER)" in result.problems[0].message
@@ -185,13 +138,8 @@ def test_outputs_own_by_the_policy_and_carry_the_hash():
     assert cm["metadata"]["name"] == "chat-routes"
     assert cm["metadata"]["annotations"][HASH_ANNOTATION] == result.digest()
     assert cm["metadata"]["ownerReferences"][0] == {
-        "apiVersion": "switchyard.dev/v1alpha1",
-        "kind": "RoutingPolicy",
-        "name": "chat",
-        "uid": "uid-1",
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+        "apiVersion": "switchyard.dev/v1alpha1", "kind": "RoutingPolicy", "name": "chat",
+        "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}
     assert TABLE_KEY in cm["data"]
     sec = credentials_secret(body, result)
     assert sec["metadata"]["name"] == "chat-credentials"

@@ -36,10 +36,7 @@ def test_demo_takes_missing_secrets_from_the_environment(tmp_path, monkeypatch, 
     out_dir = tmp_path / "out"
     assert main(["-f", str(ROOT / "samples" / "demo"), "--output-dir", str(out_dir)]) == 0
     table = yaml.safe_load((out_dir / "table.yaml").read_text())
-    assert {p["baseURL"] for p in table["providers"]} >= {
-        "http://127.0.0.1:9100/openai/v1",
-        "http://127.0.0.1:9100/gemini",
-    }
+    assert {p["baseURL"] for p in table["providers"]} >= {"http://127.0.0.1:9100/openai/v1", "http://127.0.0.1:9100/gemini"}
     creds = {p.name: p.read_text() for p in (out_dir / "credentials").iterdir()}
     assert creds["openai.primary"] == "sk-sim-openai_api_key"
     assert len(creds) == 5
@@ -51,9 +48,7 @@ def test_env_file_fills_missing_secrets(tmp_path, monkeypatch, capsys):
     for key in DEMO_KEYS:
         monkeypatch.delenv(key, raising=False)
     env = tmp_path / ".env"
-    env.write_text(
-        "# keys\n" + "\n".join(f"export {k}='sk-{i}'" for i, k in enumerate(DEMO_KEYS)) + "\nJUNK\n"
-    )
+    env.write_text("# keys\n" + "\n".join(f"export {k}='sk-{i}'" for i, k in enumerate(DEMO_KEYS)) + "\nJUNK\n")
     assert main(["-f", str(ROOT / "samples" / "demo"), "--env-file", str(env), "--policy", "demo"]) == 0
 
 
@@ -62,23 +57,14 @@ def test_missing_keys_fail_with_resource_field_and_fix(monkeypatch, capsys):
         monkeypatch.delenv(key, raising=False)
     assert main(["-f", str(ROOT / "samples" / "demo")]) == 1
     err = capsys.readouterr().err
-    assert (
-        "error: LLMProvider demo/openai: spec.credentials[0].secretKeyRef: Secret 'demo-keys' not found"
-        in err
-    )
+    assert "error: LLMProvider demo/openai: spec.credentials[0].secretKeyRef: Secret 'demo-keys' not found" in err
     assert "environment variable" in err and "nothing written" in err
 
 
 def test_invalid_input_is_reported_for_every_resource(tmp_path, capsys):
     bad_provider = provider("broken", timeout="soon")
-    write(
-        tmp_path,
-        "all.yaml",
-        provider(),
-        bad_provider,
-        secret(OPENAI_API_KEY="k"),
-        policy(targets=[("openai", "m1"), ("ghost", "m")]),
-    )
+    write(tmp_path, "all.yaml", provider(), bad_provider, secret(OPENAI_API_KEY="k"),
+          policy(targets=[("openai", "m1"), ("ghost", "m")]))
     (tmp_path / "notes.txt").write_text("ignored")
     assert main(["-f", str(tmp_path)]) == 1
     err = capsys.readouterr().err
@@ -92,10 +78,7 @@ def test_invalid_input_is_reported_for_every_resource(tmp_path, capsys):
     [
         ("a: [", "not valid YAML"),
         ("- just a list", "not a Kubernetes object"),
-        (
-            "apiVersion: v1\nkind: LLMProvider\nmetadata: {name: x}\nspec: {}",
-            "apiVersion must be switchyard.dev/v1alpha1",
-        ),
+        ("apiVersion: v1\nkind: LLMProvider\nmetadata: {name: x}\nspec: {}", "apiVersion must be switchyard.dev/v1alpha1"),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}", "no RoutingPolicy found"),
     ],
 )
@@ -125,9 +108,7 @@ def test_help_mentions_environment(capsys):
 
 def test_warnings_go_to_stderr(tmp_path, capsys):
     shutil.rmtree(tmp_path, ignore_errors=True)
-    write(
-        tmp_path, "p.yaml", provider(), secret(OPENAI_API_KEY="k"), policy(targets=[("openai", "unlisted")])
-    )
+    write(tmp_path, "p.yaml", provider(), secret(OPENAI_API_KEY="k"), policy(targets=[("openai", "unlisted")]))
     assert main(["-f", str(tmp_path)]) == 0
     assert "warning:" in capsys.readouterr().err
 

@@ -70,12 +70,7 @@ def test_crd_names_columns_and_status():
     version = prov["versions"][0]
     assert version["subresources"] == {"status": {}}
     assert [c["name"] for c in version["additionalPrinterColumns"]] == [
-        "Type",
-        "Ready",
-        "Health",
-        "Latency",
-        "Spend",
-        "Age",
+        "Type", "Ready", "Health", "Latency", "Spend", "Age"
     ]
     assert {"ClusterKopfPeering", "KopfPeering"} <= set(docs)
 
@@ -118,16 +113,10 @@ INVALID = {
     "duplicate credential": (_duplicate_credential, "unique"),
     "compatible without baseURL": (lambda: provider(type_="openai-compatible", baseURL=None), "baseURL"),
     "completion probe without model": (
-        lambda: provider(healthCheck={"mode": "Completion"}),
-        "healthCheck.model",
-    ),
+        lambda: provider(healthCheck={"mode": "Completion"}), "healthCheck.model"),
     "auth header": (lambda: provider(headers={"Authorization": "Bearer x"}), "credential"),
-    "float money": (
-        lambda: provider(
-            models=[{"name": "m", "pricing": {"inputPerMillionTokens": 0.5, "outputPerMillionTokens": "1"}}]
-        ),
-        "",
-    ),
+    "float money": (lambda: provider(
+        models=[{"name": "m", "pricing": {"inputPerMillionTokens": 0.5, "outputPerMillionTokens": "1"}}]), ""),
     "bad duration": (lambda: provider(timeout="30 seconds"), ""),
     "bad strategy": (lambda: policy(strategy="Fastest"), ""),
     "bad fallback kind": (lambda: policy(fallbackOn=["Teapot"]), ""),

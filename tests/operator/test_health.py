@@ -31,14 +31,8 @@ async def sim():
 
 def sim_provider(sim, name, type_="openai-compatible", **spec):
     family = {"anthropic": "anthropic", "gemini": "gemini"}.get(type_, "openai")
-    body = provider(
-        name,
-        type_=type_,
-        secret="keys",
-        key="K",
-        baseURL=sim.base_url(name, family),
-        healthCheck={"interval": "100ms", "timeout": "1s", "failureThreshold": 2, **spec},
-    )
+    body = provider(name, type_=type_, secret="keys", key="K", baseURL=sim.base_url(name, family),
+                    healthCheck={"interval": "100ms", "timeout": "1s", "failureThreshold": 2, **spec})
     return body
 
 
@@ -53,9 +47,7 @@ async def test_probes_flip_health_and_recompile(api, kube, operator, sim, caplog
     await kube.create(core_path("secrets", NS), secret("keys", K=KEY))
     await kube.create(custom_path("llmproviders", NS), sim_provider(sim, "primary"))
     await kube.create(custom_path("llmproviders", NS), sim_provider(sim, "backup", type_="anthropic"))
-    await kube.create(
-        custom_path("routingpolicies", NS), policy("p", targets=[("primary", "m1"), ("backup", "m1")])
-    )
+    await kube.create(custom_path("routingpolicies", NS), policy("p", targets=[("primary", "m1"), ("backup", "m1")]))
 
     body = await eventually(lambda: health_state(kube, "primary", "Healthy"))
     assert body["status"]["health"]["consecutiveFailures"] == 0
@@ -124,16 +116,7 @@ def test_health_state_machine():
     one = next_health(unknown, fail, 2, "t1")
     assert (one.state, one.consecutive_failures) == (HealthState.UNKNOWN, 1)
     two = next_health(one, fail, 2, "t2")
-    assert (two.state, two.consecutive_failures, two.last_error) == (
-        HealthState.UNHEALTHY,
-        2,
-        "ServerError: HTTP 500",
-    )
+    assert (two.state, two.consecutive_failures, two.last_error) == (HealthState.UNHEALTHY, 2, "ServerError: HTTP 500")
     back = next_health(two, ProbeOutcome(True, 7), 2, "t3")
-    assert (back.state, back.consecutive_failures, back.latency_ms, back.last_error) == (
-        HealthState.HEALTHY,
-        0,
-        7,
-        None,
-    )
+    assert (back.state, back.consecutive_failures, back.latency_ms, back.last_error) == (HealthState.HEALTHY, 0, 7, None)
     assert next_health(back, fail, 2, "t4").state is HealthState.HEALTHY

@@ -34,37 +34,16 @@ async def sim():
 
 
 def sim_provider(sim, name):
-    return provider(
-        name,
-        type_="openai-compatible",
-        secret="keys",
-        key="K",
-        baseURL=sim.base_url(name),
-        healthCheck={"interval": "60s", "timeout": "1s", "failureThreshold": 3},
-    )
+    return provider(name, type_="openai-compatible", secret="keys", key="K", baseURL=sim.base_url(name),
+                    healthCheck={"interval": "60s", "timeout": "1s", "failureThreshold": 3})
 
 
 async def start_router(api_url: str, port: int) -> asyncio.subprocess.Process:
     env = {**os.environ, "POD_NAME": "chatbot-0", "POD_NAMESPACE": NS}
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "switchyard_router",
-        "--port",
-        str(port),
-        "--policy",
-        "chat",
-        "--kube-api",
-        api_url,
-        "--kube-namespace",
-        NS,
-        "--report-interval",
-        "0.5",
-        "--env-file",
-        "/nonexistent",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
+        sys.executable, "-m", "switchyard_router", "--port", str(port), "--policy", "chat",
+        "--kube-api", api_url, "--kube-namespace", NS, "--report-interval", "0.5", "--env-file", "/nonexistent",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )
     assert process.stdout is not None
     assert b"listening" in await asyncio.wait_for(process.stdout.readline(), 10)
@@ -72,15 +51,11 @@ async def start_router(api_url: str, port: int) -> asyncio.subprocess.Process:
 
 
 @pytest.mark.timeout(60)
-async def test_a_policy_change_reaches_a_router_under_load_without_a_failed_request(
-    api, kube, operator, sim, unused_tcp_port
-):
+async def test_a_policy_change_reaches_a_router_under_load_without_a_failed_request(api, kube, operator, sim, unused_tcp_port):
     await kube.create(core_path("secrets", NS), secret("keys", K=KEY))
     for name in ("primary", "backup"):
         await kube.create(custom_path("llmproviders", NS), sim_provider(sim, name))
-    await kube.create(
-        custom_path("routingpolicies", NS), policy("chat", targets=[("primary", "m1"), ("backup", "m1")])
-    )
+    await kube.create(custom_path("routingpolicies", NS), policy("chat", targets=[("primary", "m1"), ("backup", "m1")]))
     await eventually(lambda: kube.get(cm_path("chat")))
 
     router = await start_router(str(api.url), unused_tcp_port)
@@ -123,10 +98,7 @@ async def drive(router: asyncio.subprocess.Process, api, kube, port: int) -> Non
 
         # The change: backup first.
         changed_at = time.monotonic()
-        await kube.patch(
-            policy_path("chat"),
-            {"spec": policy("chat", targets=[("backup", "m1"), ("primary", "m1")])["spec"]},
-        )
+        await kube.patch(policy_path("chat"), {"spec": policy("chat", targets=[("backup", "m1"), ("primary", "m1")])["spec"]})
 
         async def switched() -> float | None:
             first = next((t for t, p in served if t > changed_at and p == "backup"), None)
@@ -146,10 +118,8 @@ async def drive(router: asyncio.subprocess.Process, api, kube, port: int) -> Non
     _, err = await asyncio.wait_for(router.communicate(), 15)
     final = json.loads((await kube.get(report_path))["data"]["report.json"])
     total = sum(c["requests"] for c in final["counters"])
-    print(
-        f"\nhot reload under load: {len(served)} requests, {failures} failed; "
-        f"change to first request on the new table: {took * 1000:.0f} ms"
-    )
+    print(f"\nhot reload under load: {len(served)} requests, {failures} failed; "
+          f"change to first request on the new table: {took * 1000:.0f} ms")
     assert failures == 0
     assert took < 2.0
     assert final["final"] is True and total == len(served)

@@ -32,11 +32,7 @@ async def test_create_compiles_configmap_secret_and_status(api, kube, operator):
     pol = await kube.get(policy_path("chat"))
     assert cm["metadata"]["annotations"][HASH_ANNOTATION]
     owner = cm["metadata"]["ownerReferences"][0]
-    assert (owner["kind"], owner["uid"], owner["controller"]) == (
-        "RoutingPolicy",
-        pol["metadata"]["uid"],
-        True,
-    )
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("RoutingPolicy", pol["metadata"]["uid"], True)
     creds = await kube.get(creds_path("chat"))
     assert base64.b64decode(creds["data"]["openai.primary"]).decode() == "sk-live-1"
 
@@ -85,28 +81,15 @@ def rv(obj):
 async def test_update_recompiles_and_bumps_observed_generation(api, kube, operator):
     await setup_two_policies(kube)
     before = await kube.get(cm_path("one"))
-    await kube.patch(
-        policy_path("one"),
-        {
-            "spec": {
-                "routes": [
-                    {
-                        "name": "chat",
-                        "targets": [{"provider": "a", "model": "m1"}, {"provider": "b", "model": "m1"}],
-                    }
-                ]
-            }
-        },
-    )
+    await kube.patch(policy_path("one"), {"spec": {"routes": [
+        {"name": "chat", "targets": [{"provider": "a", "model": "m1"}, {"provider": "b", "model": "m1"}]}]}})
 
     async def updated():
         cm = await kube.get(cm_path("one"))
         return cm if "name: b" in cm["data"][TABLE_KEY] else None
 
     cm = await eventually(updated)
-    assert (
-        cm["metadata"]["annotations"][HASH_ANNOTATION] != before["metadata"]["annotations"][HASH_ANNOTATION]
-    )
+    assert cm["metadata"]["annotations"][HASH_ANNOTATION] != before["metadata"]["annotations"][HASH_ANNOTATION]
     body = await eventually(lambda: compiled_status(kube, "one", "True"))
     await eventually(lambda: _observed(kube, "one", 2))
     creds = await kube.get(creds_path("one"))
@@ -116,19 +99,14 @@ async def test_update_recompiles_and_bumps_observed_generation(api, kube, operat
 
 async def _observed(kube, name, generation):
     body = await kube.get(policy_path(name))
-    return (
-        body["metadata"]["generation"] == generation
-        and body["status"].get("observedGeneration") == generation
-    )
+    return body["metadata"]["generation"] == generation and body["status"].get("observedGeneration") == generation
 
 
 async def test_secret_rotation_touches_only_the_affected_policy(api, kube, operator):
     await setup_two_policies(kube)
     cm_one, cm_two = await kube.get(cm_path("one")), await kube.get(cm_path("two"))
     creds_two = await kube.get(creds_path("two"))
-    await kube.patch(
-        core_path("secrets", NS, "keys-a"), {"data": {"K": base64.b64encode(b"sk-a-2").decode()}}
-    )
+    await kube.patch(core_path("secrets", NS, "keys-a"), {"data": {"K": base64.b64encode(b"sk-a-2").decode()}})
 
     async def rotated():
         creds = await kube.get(creds_path("one"))
@@ -170,10 +148,7 @@ async def test_invalid_spec_and_missing_secret_are_reported_and_heal(api, kube, 
     assert await kube.get(cm_path("bad")) is None
 
     await kube.create(custom_path("llmproviders", NS), provider("x", secret="late", key="K"))
-    await kube.patch(
-        policy_path("bad"),
-        {"spec": {"routes": [{"name": "chat", "targets": [{"provider": "x", "model": "m1"}]}]}},
-    )
+    await kube.patch(policy_path("bad"), {"spec": {"routes": [{"name": "chat", "targets": [{"provider": "x", "model": "m1"}]}]}})
     body = await eventually(lambda: compiled_status(kube, "bad", "False", "SecretNotFound"))
     assert "kubectl -n team create secret generic late" in condition(body, "Compiled")["message"]
 

@@ -23,19 +23,11 @@ def render(collector: ProviderCollector) -> str:
 
 def test_spend_budget_and_health_per_provider():
     collector = ProviderCollector()
-    collector.seen(
-        "team",
-        "openai",
-        {
-            "spec": {"budget": {"monthlyUSD": "200"}},
-            "status": {"spend": {"costUSD": "12.345678", "requests": 40}, "health": {"state": "Unhealthy"}},
-        },
-    )
-    collector.seen(
-        "team",
-        "groq",
-        {"spec": {"budget": {"monthlyUSD": "not money"}}, "status": {"health": {"state": "Unknown"}}},
-    )
+    collector.seen("team", "openai", {
+        "spec": {"budget": {"monthlyUSD": "200"}},
+        "status": {"spend": {"costUSD": "12.345678", "requests": 40}, "health": {"state": "Unhealthy"}},
+    })
+    collector.seen("team", "groq", {"spec": {"budget": {"monthlyUSD": "not money"}}, "status": {"health": {"state": "Unknown"}}})
     text = render(collector)
     assert 'switchyard_provider_spend_usd{namespace="team",provider="openai"} 12.345678' in text
     assert 'switchyard_provider_budget_usd{namespace="team",provider="openai"} 200.0' in text
@@ -51,9 +43,7 @@ async def test_kopf_events_feed_the_gauges_and_the_port_serves_them(api, kube, o
     await kube.create(custom_path("llmproviders", NS), provider("openai", budget={"monthlyUSD": "50"}))
 
     async def seen():
-        return "switchyard_provider_budget_usd" in render(PROVIDERS) and 'provider="openai"' in render(
-            PROVIDERS
-        )
+        return "switchyard_provider_budget_usd" in render(PROVIDERS) and 'provider="openai"' in render(PROVIDERS)
 
     await eventually(seen)
     with socket.socket() as s:
@@ -61,9 +51,7 @@ async def test_kopf_events_feed_the_gauges_and_the_port_serves_them(api, kube, o
         port = s.getsockname()[1]
     serve(port, host="127.0.0.1")
     # Blocking a loop that serves the emulated API is harmless here: the scrape needs none of it.
-    body = await asyncio.to_thread(
-        lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    )
+    body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
     assert 'switchyard_provider_budget_usd{namespace="team",provider="openai"} 50.0' in body
     assert "sk-metrics-0000" not in body
 

@@ -34,12 +34,8 @@ def usage_map(pod, policy_name="chat", table_hash="h1", final=False, age=0.0):
     r = router(pod, policy_name)
     report = r.snapshot(table_hash=table_hash, final=final)
     report = report.model_copy(update={"reported_at": NOW - timedelta(seconds=age)})
-    parsed = parse_usage_map(
-        {
-            **usage_configmap(report),
-            "metadata": {**usage_configmap(report)["metadata"], "resourceVersion": "7"},
-        }
-    )
+    parsed = parse_usage_map({**usage_configmap(report), "metadata": {
+        **usage_configmap(report)["metadata"], "resourceVersion": "7"}})
     assert parsed is not None
     return parsed
 
@@ -50,12 +46,8 @@ def test_divide_ceil_with_a_minimum_of_one():
 
 
 def test_share_of_divides_provider_and_key_limits():
-    p = Provider(
-        name="a",
-        type="openai",
-        limits=RateLimits(requests_per_minute=100, tokens_per_minute=1000),
-        credentials=(Credential(name="k", key="a.k", limits=RateLimits(requests_per_minute=10)),),
-    )
+    p = Provider(name="a", type="openai", limits=RateLimits(requests_per_minute=100, tokens_per_minute=1000),
+                 credentials=(Credential(name="k", key="a.k", limits=RateLimits(requests_per_minute=10)),))
     shared = share_of(p, 3)
     assert (shared.limits.requests_per_minute, shared.limits.tokens_per_minute) == (34, 334)
     assert shared.credentials[0].limits == RateLimits(requests_per_minute=4)
@@ -63,37 +55,20 @@ def test_share_of_divides_provider_and_key_limits():
 
 
 def test_live_routers_per_policy_and_per_provider():
-    maps = [
-        usage_map("p0"),
-        usage_map("p1"),
-        usage_map("p2", final=True),
-        usage_map("p3", age=200),
-        usage_map("q0", "other"),
-    ]
+    maps = [usage_map("p0"), usage_map("p1"), usage_map("p2", final=True), usage_map("p3", age=200),
+            usage_map("q0", "other")]
     live = live_per_policy(maps, NOW, STALE)
     assert live == {"chat": {"p0", "p1"}, "other": {"q0"}}
     assert replicas_per_provider({"chat": {"a", "b"}, "other": {"b"}, "idle": {"c"}}, live) == {
-        "a": 2,
-        "b": 3,
-        "c": 0,
-    }
+        "a": 2, "b": 3, "c": 0}
 
 
 def test_routers_status():
     maps = [usage_map("p1"), usage_map("p0"), usage_map("p2", table_hash="old"), usage_map("p3", age=200)]
     assert routers_status("chat", "h1", maps, NOW, STALE) == {
-        "current": 2,
-        "total": 3,
-        "summary": "2/3",
-        "stale": ["p2"],
-    }
+        "current": 2, "total": 3, "summary": "2/3", "stale": ["p2"]}
     assert routers_status("chat", None, maps, NOW, STALE)["summary"] == "0/3"
-    assert routers_status("none", "h1", maps, NOW, STALE) == {
-        "current": 0,
-        "total": 0,
-        "summary": "0/0",
-        "stale": [],
-    }
+    assert routers_status("none", "h1", maps, NOW, STALE) == {"current": 0, "total": 0, "summary": "0/0", "stale": []}
 
 
 def test_usage_maps_parsing_and_settings(monkeypatch):
@@ -103,15 +78,11 @@ def test_usage_maps_parsing_and_settings(monkeypatch):
     assert parse_usage_map({**good, "data": {}}) is None
     assert parse_usage_map({**good, "data": {"report.json": "{not json"}}) is None
     nameless = usage_map("p9")
-    assert (
-        UsageMap(nameless.name, NS, None, None, nameless.report.model_copy(update={"pod": None})).pod == "p9"
-    )
+    assert UsageMap(nameless.name, NS, None, None, nameless.report.model_copy(update={"pod": None})).pod == "p9"
     monkeypatch.setenv("SWITCHYARD_REPORT_INTERVAL", "15")
     monkeypatch.setenv("SWITCHYARD_STALE_INTERVALS", "10")
     settings = UsageSettings.from_env()
-    assert settings.stale_after == timedelta(seconds=150) and settings.fold().heartbeat == timedelta(
-        seconds=50
-    )
+    assert settings.stale_after == timedelta(seconds=150) and settings.fold().heartbeat == timedelta(seconds=50)
 
 
 # --------------------------------------------------------------------------- end to end
@@ -121,14 +92,10 @@ def limits_are(kube, rpm, tpm, key_rpm):
     async def check():
         table = yaml.safe_load((await kube.get(cm_path("chat")))["data"][TABLE_KEY])
         a = table["providers"][0]
-        got = (
-            a["limits"]["requestsPerMinute"],
-            a["limits"]["tokensPerMinute"],
-            a["credentials"][0]["limits"]["requestsPerMinute"],
-        )
+        got = (a["limits"]["requestsPerMinute"], a["limits"]["tokensPerMinute"],
+               a["credentials"][0]["limits"]["requestsPerMinute"])
         assert got == (rpm, tpm, key_rpm), got
         return True
-
     return check
 
 
@@ -137,7 +104,6 @@ def routers_are(kube, expected):
         routers = ((await kube.get(policy_path("chat"))).get("status") or {}).get("routers")
         assert routers == expected, routers
         return True
-
     return check
 
 
@@ -156,21 +122,14 @@ async def test_routers_are_counted_and_limits_shared_as_they_scale(api, kube):
         for r in routers.values():
             await publish(kube, r.snapshot(table_hash="older"))
         await eventually(limits_are(kube, 34, 334, 4), WAIT)  # three routers share the limits
-        await eventually(
-            routers_are(
-                kube, {"current": 0, "total": 3, "summary": "0/3", "stale": ["pod-0", "pod-1", "pod-2"]}
-            ),
-            WAIT,
-        )
+        await eventually(routers_are(kube, {"current": 0, "total": 3, "summary": "0/3",
+                                            "stale": ["pod-0", "pod-1", "pod-2"]}), WAIT)
         current = (await kube.get(cm_path("chat")))["metadata"]["annotations"][HASH_ANNOTATION]
         for pod in ("pod-0", "pod-1"):  # two routers reload the new table
             await publish(kube, routers[pod].snapshot(table_hash=current))
-        await eventually(
-            routers_are(kube, {"current": 2, "total": 3, "summary": "2/3", "stale": ["pod-2"]}), WAIT
-        )
+        await eventually(routers_are(kube, {"current": 2, "total": 3, "summary": "2/3", "stale": ["pod-2"]}), WAIT)
         # scale down: pod-2 stops gracefully
         await publish(kube, routers["pod-2"].snapshot(table_hash="older", final=True))
         await eventually(limits_are(kube, 50, 500, 5), WAIT)
-        await eventually(
-            routers_are(kube, {"current": 0, "total": 2, "summary": "0/2", "stale": ["pod-0", "pod-1"]}), WAIT
-        )
+        await eventually(routers_are(kube, {"current": 0, "total": 2, "summary": "0/2",
+                                            "stale": ["pod-0", "pod-1"]}), WAIT)

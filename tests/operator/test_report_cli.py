@@ -94,24 +94,11 @@ gen_ai_client_operation_duration_seconds_created{error_type="",gen_ai_operation_
 """
 
 PROVIDERS = [
-    {
-        "metadata": {"name": "openai"},
-        "status": {
-            "spend": {
-                "period": "2026-11",
-                "costUSD": "12.345678",
-                "requests": 1234,
-                "inputTokens": 100000,
-                "outputTokens": 20000,
-                "unpricedRequests": 0,
-            },
-            "conditions": [{"type": "WithinBudget", "status": "True", "reason": "BudgetWarning"}],
-        },
-    },
-    {
-        "metadata": {"name": "groq"},
-        "status": {"spend": {"period": "2026-11", "costUSD": "0.5", "requests": 1000}},
-    },
+    {"metadata": {"name": "openai"}, "status": {
+        "spend": {"period": "2026-11", "costUSD": "12.345678", "requests": 1234, "inputTokens": 100000,
+                  "outputTokens": 20000, "unpricedRequests": 0},
+        "conditions": [{"type": "WithinBudget", "status": "True", "reason": "BudgetWarning"}]}},
+    {"metadata": {"name": "groq"}, "status": {"spend": {"period": "2026-11", "costUSD": "0.5", "requests": 1000}}},
     {"metadata": {"name": "idle"}, "status": {}},
     {"metadata": {"name": "odd"}, "status": {"spend": {"costUSD": "n/a"}}},
 ]
@@ -145,33 +132,10 @@ def test_rows_from_providers_and_table():
     assert openai.extra == {"period": "2026-11", "budget": "BudgetWarning"}
     assert rows[1].cost_per_1k_requests is None and rows[2].cost_usd == "0"
     table = render_table(rows).splitlines()
-    assert table[0].split() == [
-        "PROVIDER",
-        "REQUESTS",
-        "ERRORS",
-        "P50",
-        "P95",
-        "IN",
-        "TOKENS",
-        "OUT",
-        "TOKENS",
-        "COST",
-        "COST/1K",
-        "REQ",
-        "FALLBACKS",
-    ]
-    assert table[-1].split() == [
-        "openai",
-        "1234",
-        "-",
-        "-",
-        "-",
-        "100000",
-        "20000",
-        "$12.345678",
-        "$10.004601",
-        "-",
-    ]
+    assert table[0].split() == ["PROVIDER", "REQUESTS", "ERRORS", "P50", "P95", "IN", "TOKENS", "OUT",
+                                "TOKENS", "COST", "COST/1K", "REQ", "FALLBACKS"]
+    assert table[-1].split() == ["openai", "1234", "-", "-", "-", "100000", "20000", "$12.345678",
+                                 "$10.004601", "-"]
 
 
 @pytest.fixture
@@ -198,21 +162,9 @@ def metrics_url():
 def test_main_from_a_metrics_endpoint(metrics_url, capsys):
     assert report_cli.main(["--metrics-url", metrics_url]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1].split() == ["groq", "3", "0.0%", "25ms", "38ms", "300", "0", "$0.0003", "$0.1", "0"] or out[
-        1
-    ].split()[:4] == ["groq", "3", "0.0%", "25ms"]
-    assert out[2].split() == [
-        "openai",
-        "10",
-        "20.0%",
-        "240ms",
-        "1152ms",
-        "8000",
-        "800",
-        "$0.0216",
-        "$2.7",
-        "2",
-    ]
+    assert out[1].split() == ["groq", "3", "0.0%", "25ms", "38ms", "300", "0", "$0.0003", "$0.1", "0"] or \
+        out[1].split()[:4] == ["groq", "3", "0.0%", "25ms"]
+    assert out[2].split() == ["openai", "10", "20.0%", "240ms", "1152ms", "8000", "800", "$0.0216", "$2.7", "2"]
     assert report_cli.main(["--metrics-url", metrics_url, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["source"] == metrics_url
@@ -253,16 +205,7 @@ def test_list_providers_through_kubectl(monkeypatch, tmp_path):
 
     monkeypatch.setattr(report_cli.subprocess, "run", fake_run)
     assert report_cli.list_providers("chatbot", "/tmp/kc") == PROVIDERS
-    assert calls[0] == [
-        "kubectl",
-        "--kubeconfig",
-        "/tmp/kc",
-        "get",
-        "llmproviders.switchyard.dev",
-        "-n",
-        "chatbot",
-        "-o",
-        "json",
-    ]
+    assert calls[0] == ["kubectl", "--kubeconfig", "/tmp/kc", "get", "llmproviders.switchyard.dev", "-n",
+                        "chatbot", "-o", "json"]
     with pytest.raises(RuntimeError, match="forbidden"):
         report_cli.list_providers("chatbot", None)

@@ -155,18 +155,14 @@ def test_month_rollover_starts_from_zero():
     r._totals.clear()
     r.record("openai", "m1", Usage(input_tokens=10, output_tokens=1, reported=True), PRICE)
     report = r.snapshot(table_hash="h")
-    report = report.model_copy(
-        update={"counters": [c.model_copy(update={"period": "2026-11"}) for c in report.counters]}
-    )
+    report = report.model_copy(update={"counters": [c.model_copy(update={"period": "2026-11"}) for c in report.counters]})
     state = run(None, [report], now=moment)
     assert state.period == "2026-11" and state.total().requests == 1
     december = moment + timedelta(seconds=20)
     rolled = fold(state, None, "openai", december, SETTINGS)
     assert rolled.period == "2026-12" and rolled.total() == Totals() and r.incarnation in rolled.live
     nov_counter = report.counters[0]
-    dec_counter = nov_counter.model_copy(
-        update={"period": "2026-12", "requests": 2, "cost_usd": Decimal("0.5")}
-    )
+    dec_counter = nov_counter.model_copy(update={"period": "2026-12", "requests": 2, "cost_usd": Decimal("0.5")})
     next_report = report.model_copy(update={"sequence": 2, "counters": [nov_counter, dec_counter]})
     dec = run(rolled, [next_report, report], now=december)
     assert dec.total().requests == 2 and dec.total().cost_usd == Decimal("0.5")
@@ -188,13 +184,8 @@ def test_status_carries_totals_and_ledger_together():
     serve(r, 3)
     report = r.snapshot(table_hash="h")
     report.counters[0] = report.counters[0].model_copy(
-        update={
-            "cost_usd": Decimal("1.0000000000009"),
-            "cached_input_tokens": 5,
-            "reasoning_tokens": 2,
-            "unpriced_requests": 1,
-        }
-    )
+        update={"cost_usd": Decimal("1.0000000000009"), "cached_input_tokens": 5, "reasoning_tokens": 2,
+                "unpriced_requests": 1})
     state = run(None, [report])
     status = spend_status(state, "2026-11-10T12:00:00Z")
     assert status["costUSD"] == "1"  # rounded down to 12 places; the ledger keeps it exactly

@@ -109,15 +109,10 @@ async def publish(kube, report: UsageReport) -> None:
 
 
 async def add_pod(kube, name: str) -> None:
-    await kube.create(
-        core_path("pods", NS),
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {"containers": [{"name": "router", "image": "switchyard"}]},
-        },
-    )
+    await kube.create(core_path("pods", NS), {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
+        "spec": {"containers": [{"name": "router", "image": "switchyard"}]},
+    })
 
 
 async def spend_of(kube, name: str) -> dict:
@@ -129,13 +124,8 @@ def spend_is(kube, name: str, cost: Decimal, requests: int):
     async def check():
         spend = await spend_of(kube, name)
         assert spend.get("costUSD") == shown_cost(cost) and spend.get("requests") == requests, (
-            spend.get("costUSD"),
-            shown_cost(cost),
-            spend.get("requests"),
-            requests,
-        )
+            spend.get("costUSD"), shown_cost(cost), spend.get("requests"), requests)
         return spend
-
     return check
 
 
@@ -143,9 +133,7 @@ async def setup_providers(kube, *names: str, policy_name: str = "chat", **spec) 
     await kube.create(core_path("secrets", NS), secret(K="sk-1"))
     for name in names:
         await kube.create(custom_path("llmproviders", NS), provider(name, secret="keys", key="K", **spec))
-    await kube.create(
-        custom_path("routingpolicies", NS), policy(policy_name, targets=[(n, "m1") for n in names])
-    )
+    await kube.create(custom_path("routingpolicies", NS), policy(policy_name, targets=[(n, "m1") for n in names]))
 
 
 # --------------------------------------------------------------------------- the test

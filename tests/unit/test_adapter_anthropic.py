@@ -434,7 +434,9 @@ def test_tool_choice(choice: Any, parallel: bool | None, expected: dict[str, Any
 
 
 def test_tool_choice_without_tools_is_dropped() -> None:
-    out = upstream_body({"messages": [user("hi")], "tool_choice": "none", "parallel_tool_calls": False})
+    out = upstream_body(
+        {"messages": [user("hi")], "tool_choice": "none", "parallel_tool_calls": False}
+    )
     assert "tools" not in out and "tool_choice" not in out
 
 
@@ -526,7 +528,9 @@ def test_input_body_is_never_mutated() -> None:
     before = copy.deepcopy(body)
     first = adapter.chat_request(provider(), KEY, "m", body, True).body
     assert body == before
-    assert adapter.chat_request(provider(), KEY, "m", body, True).body == first  # a retry sees the same
+    assert (
+        adapter.chat_request(provider(), KEY, "m", body, True).body == first
+    )  # a retry sees the same
 
 
 # --------------------------------------------------------------------------------------------
@@ -615,7 +619,9 @@ def test_finish_reasons(stop_reason: str | None, finish_reason: str) -> None:
 
 
 def test_response_without_content_usage_or_id(openai_schema: Any) -> None:
-    translated, usage = adapter.chat_response(b'{"type": "message", "content": []}', "claude-haiku-4-5")
+    translated, usage = adapter.chat_response(
+        b'{"type": "message", "content": []}', "claude-haiku-4-5"
+    )
     out = orjson.loads(translated)
     openai_schema("CreateChatCompletionResponse").validate(out)
     assert out["choices"][0]["message"] == {"role": "assistant", "content": None, "refusal": None}
@@ -674,7 +680,9 @@ def test_text_stream_event_by_event(openai_schema: Any) -> None:
 def test_tool_use_stream_event_by_event(openai_schema: Any) -> None:
     outputs, closing, translator = translate("stream_tool_use.sse", include_usage=False)
     deltas = [
-        (c["choices"][0]["delta"], c["choices"][0]["finish_reason"]) for o in outputs for c in frames(o)
+        (c["choices"][0]["delta"], c["choices"][0]["finish_reason"])
+        for o in outputs
+        for c in frames(o)
     ]
     assert deltas == [
         ({"role": "assistant", "content": ""}, None),
@@ -711,7 +719,9 @@ def test_tool_use_stream_event_by_event(openai_schema: Any) -> None:
         ({}, "tool_calls"),
     ]
     assert closing == SSE_DONE  # the client did not ask for usage
-    assert translator.usage == Usage(input_tokens=472, output_tokens=89, reasoning_tokens=7, reported=True)
+    assert translator.usage == Usage(
+        input_tokens=472, output_tokens=89, reasoning_tokens=7, reported=True
+    )
     validator = openai_schema("CreateChatCompletionStreamResponse")
     for output in outputs:
         for chunk in frames(output):
@@ -721,7 +731,9 @@ def test_tool_use_stream_event_by_event(openai_schema: Any) -> None:
     arguments: dict[int, str] = {}
     for delta, _ in deltas:
         for call in delta.get("tool_calls", ()):
-            arguments[call["index"]] = arguments.get(call["index"], "") + call["function"]["arguments"]
+            arguments[call["index"]] = (
+                arguments.get(call["index"], "") + call["function"]["arguments"]
+            )
     assert {i: json.loads(a) for i, a in arguments.items()} == {
         0: {"location": "San Francisco, CA"},
         1: {"tz": "PST"},
@@ -802,7 +814,9 @@ def test_stream_edge_events() -> None:
     # message_delta may carry cumulative input counts; no stop_reason means no finish chunk yet.
     usage = {"input_tokens": 30, "cache_read_input_tokens": 5, "output_tokens": 4}
     assert event("message_delta", delta={}, usage=usage) == b""
-    assert translator.usage == Usage(input_tokens=35, output_tokens=4, cached_input_tokens=5, reported=True)
+    assert translator.usage == Usage(
+        input_tokens=35, output_tokens=4, cached_input_tokens=5, reported=True
+    )
     # message_stop without any stop_reason still gives OpenAI clients their finish chunk.
     (finish,) = frames(event("message_stop"))
     assert finish["choices"][0] == {
@@ -958,7 +972,9 @@ def openai_client(payload: bytes, content_type: str) -> Any:
 def test_openai_sdk_reads_a_translated_completion() -> None:
     translated, _ = adapter.chat_response((DATA / "message_tool_use.json").read_bytes(), "m")
     client = openai_client(translated, "application/json")
-    completion = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
+    completion = client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "hi"}]
+    )
     call = completion.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments)["unit"] == "celsius"
@@ -982,7 +998,9 @@ def test_openai_sdk_reads_a_translated_stream() -> None:
             text += choice.delta.content or ""
             finish = choice.finish_reason or finish
             for call in choice.delta.tool_calls or ():
-                arguments[call.index] = arguments.get(call.index, "") + (call.function.arguments or "")
+                arguments[call.index] = arguments.get(call.index, "") + (
+                    call.function.arguments or ""
+                )
     assert text == "Okay, let's check the weather"
     assert json.loads(arguments[0]) == {"location": "San Francisco, CA"}
     assert finish == "tool_calls"

@@ -13,22 +13,12 @@ ROUTER = Provider(name="or", type=ProviderType.OPENROUTER)
 
 
 def test_every_openai_compatible_type_uses_the_pass_through():
-    for kind in (
-        ProviderType.OPENAI,
-        ProviderType.GROQ,
-        ProviderType.OPENROUTER,
-        ProviderType.OPENAI_COMPATIBLE,
-    ):
+    for kind in (ProviderType.OPENAI, ProviderType.GROQ, ProviderType.OPENROUTER, ProviderType.OPENAI_COMPATIBLE):
         assert isinstance(adapter_for(kind), OpenAIAdapter)
 
 
 def test_request_replaces_model_and_asks_for_stream_usage_without_mutating():
-    body = {
-        "model": "chat",
-        "messages": [{"role": "user", "content": "hi"}],
-        "stream": True,
-        "stream_options": {"x": 1},
-    }
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True, "stream_options": {"x": 1}}
     before = copy.deepcopy(body)
     request = ADAPTER.chat_request(GROQ, "gsk-key", "llama", body, True)
     assert body == before
@@ -63,12 +53,7 @@ def test_json_response_passes_through_with_usage():
     )
     out, usage = ADAPTER.chat_response(body, "m")
     assert out is body
-    assert (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.reasoning_tokens) == (
-        10,
-        5,
-        4,
-        2,
-    )
+    assert (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens, usage.reasoning_tokens) == (10, 5, 4, 2)
     assert usage.reported
     _, missing = ADAPTER.chat_response(b'{"choices": []}', "m")
     assert not missing.reported
@@ -117,36 +102,11 @@ def test_stream_error_event_and_cut_stream():
 @pytest.mark.parametrize(
     ("status", "body", "kind", "code"),
     [
-        (
-            400,
-            {"error": {"message": "too long", "code": "context_length_exceeded"}},
-            ErrorKind.CONTEXT_LENGTH_EXCEEDED,
-            "context_length_exceeded",
-        ),
-        (
-            400,
-            {"error": {"message": "filtered", "code": "content_filter"}},
-            ErrorKind.CONTENT_FILTERED,
-            "content_filter",
-        ),
-        (
-            400,
-            {"error": {"message": "policy", "code": "content_policy_violation"}},
-            ErrorKind.CONTENT_FILTERED,
-            "content_policy_violation",
-        ),
-        (
-            429,
-            {"error": {"message": "quota", "code": "insufficient_quota"}},
-            ErrorKind.RATE_LIMITED,
-            "insufficient_quota",
-        ),
-        (
-            401,
-            {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}},
-            ErrorKind.UNAUTHORIZED,
-            "invalid_api_key",
-        ),
+        (400, {"error": {"message": "too long", "code": "context_length_exceeded"}}, ErrorKind.CONTEXT_LENGTH_EXCEEDED, "context_length_exceeded"),
+        (400, {"error": {"message": "filtered", "code": "content_filter"}}, ErrorKind.CONTENT_FILTERED, "content_filter"),
+        (400, {"error": {"message": "policy", "code": "content_policy_violation"}}, ErrorKind.CONTENT_FILTERED, "content_policy_violation"),
+        (429, {"error": {"message": "quota", "code": "insufficient_quota"}}, ErrorKind.RATE_LIMITED, "insufficient_quota"),
+        (401, {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}, ErrorKind.UNAUTHORIZED, "invalid_api_key"),
         (500, {"error": "plain string"}, ErrorKind.SERVER_ERROR, None),
         (400, {"error": {"message": "bad", "code": None}}, ErrorKind.BAD_REQUEST, None),
     ],
@@ -175,9 +135,7 @@ def test_embeddings_and_models_requests():
     request = ADAPTER.embeddings_request(GROQ, "k", "embed", {"model": "x", "input": "hi"})
     assert request.url.endswith("/embeddings")
     assert orjson.loads(request.body)["model"] == "embed"
-    _, usage = ADAPTER.embeddings_response(
-        b'{"data": [], "usage": {"prompt_tokens": 2, "total_tokens": 2}}', "embed"
-    )
+    _, usage = ADAPTER.embeddings_response(b'{"data": [], "usage": {"prompt_tokens": 2, "total_tokens": 2}}', "embed")
     assert usage.input_tokens == 2
     models = ADAPTER.models_request(GROQ, "k")
     assert models.method == "GET" and models.url.endswith("/models")

@@ -134,17 +134,7 @@ def test_exhausted_headers_give_the_longest_wait():
         "x-ratelimit-reset-tokens": "6m0s",
     }
     assert exhausted_for(headers, 0) == 360.0
-    assert (
-        exhausted_for({"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "1s"}, 0) is None
-    )
-    assert (
-        exhausted_for(
-            {"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": "junk"}, 0
-        )
-        is None
-    )
-    anthropic = {
-        "anthropic-ratelimit-tokens-remaining": "0",
-        "anthropic-ratelimit-tokens-reset": "1970-01-01T00:00:30Z",
-    }
+    assert exhausted_for({"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "1s"}, 0) is None
+    assert exhausted_for({"anthropic-ratelimit-requests-remaining": "0", "anthropic-ratelimit-requests-reset": "junk"}, 0) is None
+    anthropic = {"anthropic-ratelimit-tokens-remaining": "0", "anthropic-ratelimit-tokens-reset": "1970-01-01T00:00:30Z"}
     assert exhausted_for(anthropic, 0) == pytest.approx(30)

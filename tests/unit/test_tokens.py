@@ -18,10 +18,7 @@ def test_prompt_text_reads_strings_and_text_parts():
     body = {
         "messages": [
             {"role": "system", "content": "be brief"},
-            {
-                "role": "user",
-                "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {}}],
-            },
+            {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {}}]},
             {"role": "assistant", "content": None},
             "junk",
         ]
@@ -68,15 +65,8 @@ def _table():
 
     return load_table(
         {
-            "providers": [
-                {"name": "oa", "type": "openai", "models": [{"name": "gpt-4o", "contextWindow": 128000}]}
-            ],
-            "routes": [
-                {
-                    "name": "chat",
-                    "targets": [{"provider": "oa", "model": "gpt-4o"}, {"provider": "oa", "model": "m"}],
-                }
-            ],
+            "providers": [{"name": "oa", "type": "openai", "models": [{"name": "gpt-4o", "contextWindow": 128000}]}],
+            "routes": [{"name": "chat", "targets": [{"provider": "oa", "model": "gpt-4o"}, {"provider": "oa", "model": "m"}]}],
         }
     )
 
@@ -99,9 +89,7 @@ async def test_exact_tokens_preloads_off_the_loop_on_reload(monkeypatch):
     from switchyard_router.server import Router
 
     threads = []
-    monkeypatch.setattr(
-        tiktoken, "encoding_for_model", lambda model: threads.append(threading.current_thread()) or BYTES
-    )
+    monkeypatch.setattr(tiktoken, "encoding_for_model", lambda model: threads.append(threading.current_thread()) or BYTES)
     router = Router(exact_tokens=True)
     router.load(_table(), CredentialStore())
     for _ in range(100):
