@@ -458,6 +458,8 @@ class UpstreamStream:
             now = perf_counter()
             self.series.per_chunk.observe(now - self._last_chunk)
             self._last_chunk = now
+        if not self.finished and self._response.content.at_eof():
+            frames += self._translate(b"")  # the end came with this read: no read just for it
         return frames
 
     def succeeded(self, ledger: UsageLedger) -> Decimal | None:
