@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -100,3 +101,12 @@ async def gateway(sim: Simulator, start_router: StartRouter) -> AsyncIterator[tu
     client = AsyncOpenAI(base_url=f"{url}/v1", api_key="unused-by-sidecar", max_retries=0)
     yield router, client
     await client.close()
+
+
+async def settle(condition: Callable[[], bool], seconds: float = 2.0) -> None:
+    """Wait until `condition()` holds (what the router does after the client left), or time out;
+    the caller asserts it."""
+    for _ in range(int(seconds / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)

@@ -12,7 +12,7 @@ from openai import AsyncOpenAI
 from switchyard_router.credentials import CredentialStore
 from switchyard_router.table import load_table
 
-from .conftest import table_for
+from .conftest import settle, table_for
 
 FIRST = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"logprobs":null,"finish_reason":null}]}\n\n'
 
@@ -67,10 +67,7 @@ async def test_a_client_that_leaves_mid_stream_frees_the_upstream(stalling_upstr
         assert await resp.content.readany()
         resp.close()
     target = router.table.routes["chat"].targets[0]
-    for _ in range(100):
-        await asyncio.sleep(0.02)
-        if target.in_flight == 0:
-            break
+    await settle(lambda: target.in_flight == 0)
     assert target.in_flight == 0
     assert (
         'switchyard_requests_total{outcome="ClientGone",route="chat"} 1.0' in router.metrics.render().decode()
@@ -177,8 +174,5 @@ async def test_a_client_leaving_a_half_open_trial_frees_it(sim, start_router):
         body = {"model": "chat", "messages": [{"role": "user", "content": "x"}]}
         with pytest.raises(asyncio.TimeoutError):
             await http.post(f"{url}/v1/chat/completions", json=body, timeout=aiohttp.ClientTimeout(total=0.3))
-    for _ in range(100):
-        await asyncio.sleep(0.02)
-        if not breaker.trial_taken:
-            break
+    await settle(lambda: not breaker.trial_taken)
     assert not breaker.trial_taken  # the next request may try again
