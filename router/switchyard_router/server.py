@@ -14,7 +14,7 @@ from aiohttp import web
 from .adapters.base import JSON
 from .callers import caller_auth
 from .credentials import CredentialStore
-from .dispatch import Dispatcher, Served
+from .dispatch import Dispatcher, Served, UpstreamStream
 from .errors import UpstreamError, error_body
 from .metrics import Metrics
 from .redact import Redactor
@@ -201,10 +201,9 @@ class Router:
             )
         headers = {**_SSE_HEADERS, **_served_headers(name, served)}
         if stream.finished:
-            # The upstream's whole stream came in one read: it goes out as one plain body.
-            stream.close()
-            stream.succeeded(self.ledger)
-            self.metrics.request_done(name, "ok")
+            # The upstream's whole stream came in one read: it goes out as one plain body, and
+            # the counting waits until it has (the callback runs once this task has written it).
+            asyncio.get_running_loop().call_soon(self._served_at_once, stream, name)
             return web.Response(body=stream.first, headers=headers)
         response = _EventStream(headers=headers)
         # A client that hangs up cancels this handler (handler_cancellation): that is the outcome
@@ -217,9 +216,13 @@ class Router:
                 if frames:
                     await response.write(frames)
                 frames = await stream.more()
-            stream.succeeded(self.ledger)
             outcome = "ok"
-            await _write_quietly(response, frames, eof=True)
+            # The last bytes first, the counting after: what was served counts even when the
+            # client is gone by now.
+            try:
+                await _write_quietly(response, frames, eof=True)
+            finally:
+                stream.succeeded(self.ledger)
         except UpstreamError as err:
             # Bytes already reached the client: no fallback now, and no clean-looking end.
             outcome = err.kind.value
@@ -239,6 +242,11 @@ class Router:
             stream.close()
             self.metrics.request_done(name, outcome)
         return response
+
+    def _served_at_once(self, stream: UpstreamStream, route: str) -> None:
+        stream.close()
+        stream.succeeded(self.ledger)
+        self.metrics.request_done(route, "ok")
 
     async def models(self, request: web.Request) -> web.Response:
         table = self.table
