@@ -5,7 +5,7 @@
 #   switchyard           the command-line tool (compile, report, demo)
 # Build: docker build -t switchyard:dev .
 
-ARG PYTHON_IMAGE=python:3.11-slim
+ARG PYTHON_IMAGE=python:3.12-slim
 
 # ---------------------------------------------------------------- build: a self-contained venv
 FROM ${PYTHON_IMAGE} AS build

@@ -1,5 +1,8 @@
 # The two commands the README opens with. Each makes its own virtual environment.
-PYTHON ?= python3
+# The interpreter the image ships (3.12) when this machine has one, on PATH or under pyenv;
+# else any python3 (3.11 or newer).
+PYENV_312 := $(lastword $(sort $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.12*/bin/python3.12)))
+PYTHON ?= $(firstword $(foreach p,python3.12 $(PYENV_312),$(if $(shell $(p) -c "" 2>/dev/null && echo ok),$(p))) python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 

@@ -47,7 +47,7 @@ def test_multi_stage_slim_non_root() -> None:
     steps = instructions()
     froms = [rest for keyword, rest in steps if keyword == "FROM"]
     assert len(froms) >= 2, "build and runtime stages"
-    assert any(rest == "PYTHON_IMAGE=python:3.11-slim" for kw, rest in steps if kw == "ARG")
+    assert any(rest == "PYTHON_IMAGE=python:3.12-slim" for kw, rest in steps if kw == "ARG")
     runtime = max(i for i, (kw, _) in enumerate(steps) if kw == "FROM")
     final = steps[runtime:]
     users = [rest for kw, rest in final if kw == "USER"]
