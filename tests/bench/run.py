@@ -325,8 +325,7 @@ def post(url: str, kind: str = "json") -> int:
 def compile_sources() -> None:
     """Byte-compile the router's sources as the image does: with PYTHONDONTWRITEBYTECODE set (as
     on this machine), an editable install would otherwise compile them again at every start."""
-    for package in ("router", "simulator"):
-        compileall.compile_dir(REPO / package, quiet=1)
+    compileall.compile_dir(REPO / "router", quiet=1)
 
 
 def startup_ms(table: Path, env: dict[str, str], workdir: Path) -> float:
