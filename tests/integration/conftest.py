@@ -110,3 +110,14 @@ async def settle(condition: Callable[[], bool], seconds: float = 2.0) -> None:
         if condition():
             return
         await asyncio.sleep(0.02)
+
+
+async def client_gone_settles(router: Any) -> None:
+    """After a client hung up on route "chat": its target's request is over, and it was counted
+    as ClientGone."""
+    target = router.table.routes["chat"].targets[0]
+    await settle(lambda: target.in_flight == 0)
+    assert target.in_flight == 0
+    assert (
+        'switchyard_requests_total{outcome="ClientGone",route="chat"} 1.0' in router.metrics.render().decode()
+    )

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from openai import AsyncOpenAI
 
-from .conftest import settle, table_for
+from .conftest import client_gone_settles, settle, table_for
 
 MESSAGES = [{"role": "user", "content": "tell me something"}]
 
@@ -73,12 +73,7 @@ async def test_a_client_that_leaves_while_the_stream_opens_frees_the_upstream(si
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.1):
                 await http.post(f"{url}/v1/chat/completions", json=body)
-    target = router.table.routes["chat"].targets[0]
-    await settle(lambda: target.in_flight == 0)
-    assert target.in_flight == 0
-    assert (
-        'switchyard_requests_total{outcome="ClientGone",route="chat"} 1.0' in router.metrics.render().decode()
-    )
+    await client_gone_settles(router)
 
 
 async def test_a_client_that_leaves_before_a_json_answer_is_counted_as_gone(sim, start_router):

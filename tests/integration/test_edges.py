@@ -12,7 +12,7 @@ from openai import AsyncOpenAI
 from switchyard_router.credentials import CredentialStore
 from switchyard_router.table import load_table
 
-from .conftest import settle, table_for
+from .conftest import client_gone_settles, settle, table_for
 
 FIRST = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"logprobs":null,"finish_reason":null}]}\n\n'
 
@@ -66,12 +66,7 @@ async def test_a_client_that_leaves_mid_stream_frees_the_upstream(stalling_upstr
         resp = await http.post(f"{url}/v1/chat/completions", json=body)
         assert await resp.content.readany()
         resp.close()
-    target = router.table.routes["chat"].targets[0]
-    await settle(lambda: target.in_flight == 0)
-    assert target.in_flight == 0
-    assert (
-        'switchyard_requests_total{outcome="ClientGone",route="chat"} 1.0' in router.metrics.render().decode()
-    )
+    await client_gone_settles(router)
 
 
 async def test_a_stream_whose_every_target_fails_is_a_json_error(sim, start_router):
