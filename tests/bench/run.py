@@ -449,6 +449,17 @@ def targets(cells: dict[tuple[str, str, int], Cell], rss: float, start_ms: float
     return out
 
 
+def floor_reference(cells: dict[tuple[str, str, int], Cell]) -> list[Target]:
+    """The floor proxy against the same c=1 latency limits: what this machine allows any aiohttp
+    proxy, so a router MISS can be told from a machine too slow for the limit."""
+    out = []
+    for kind in KINDS:
+        floor, direct = cells["floor", kind, 1].value("p50_ms"), cells["direct", kind, 1].value("p50_ms")
+        value = None if floor is None or direct is None else floor - direct
+        out.append(Target(f"added latency floor-direct, c=1, {kind} p50", value, 0.6, "ms"))
+    return out
+
+
 def prioritise(policy: str) -> str:
     """Put the bench ahead of other work on the machine; returns what was done, for the report.
 
@@ -619,6 +630,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for check in checks:
         print(check.line())
+    reference = floor_reference(cells)
+    print("\nfor scale, the floor proxy itself against the same limits (not targets):")
+    for check in reference:
+        print(check.line())
     print(f"\nbench took {time.monotonic() - began:.0f}s")
     if args.json:
         settings = {k: v for k, v in vars(args).items() if k != "json"} | {"priority": sched}
@@ -628,7 +643,9 @@ def main(argv: list[str] | None = None) -> int:
             "startup_ms": starts,
             "startup_median_ms": start_ms,
         }
-        args.json.write_text(json.dumps(as_json(revision, settings, cells, router_facts, checks), indent=2))
+        report = as_json(revision, settings, cells, router_facts, checks)
+        report["floor_reference"] = [asdict(t) | {"passed": t.passed} for t in reference]
+        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 
