@@ -50,7 +50,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 from pydantic.alias_generators import to_camel
-from switchyard_router.usage import UsageReport, period_of
+from switchyard_router.usage import UsageCounts, UsageReport, period_of
 
 JSON = dict[str, Any]
 DEFAULT_KEEP_FOLDED = 512
@@ -76,27 +76,15 @@ class _Model(BaseModel):
     )
 
 
-class Totals(_Model):
+class Totals(UsageCounts):
     """Usage of one provider, summed over its models."""
 
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    reasoning_tokens: int = 0
+    model_config = ConfigDict(frozen=True)
     cost_usd: ExactUSD = Field(default=Decimal(0), alias="costUSD")
-    unpriced_requests: int = 0
 
-    def __add__(self, other: Totals) -> Totals:
-        return Totals(
-            requests=self.requests + other.requests,
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
-            unpriced_requests=self.unpriced_requests + other.unpriced_requests,
-        )
+    def __add__(self, other: UsageCounts) -> Totals:
+        mine, theirs = self.counts(), other.counts()
+        return Totals.model_validate({name: mine[name] + theirs[name] for name in mine})
 
     @property
     def empty(self) -> bool:
@@ -147,15 +135,7 @@ def usage_of(report: UsageReport, provider: str, period: str) -> Totals:
     out = Totals()
     for c in report.counters:
         if c.provider == provider and c.period == period:
-            out = out + Totals(
-                requests=c.requests,
-                input_tokens=c.input_tokens,
-                output_tokens=c.output_tokens,
-                cached_input_tokens=c.cached_input_tokens,
-                reasoning_tokens=c.reasoning_tokens,
-                cost_usd=c.cost_usd,
-                unpriced_requests=c.unpriced_requests,
-            )
+            out = out + c
     return out
 
 

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
@@ -37,10 +37,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
-class UsageCounter(_Model):
-    provider: str
-    model: str
-    period: str  # the calendar month in UTC, "2026-11"
+class UsageCounts(_Model):
+    """What is counted of served answers; the operator sums these per provider."""
+
     requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -49,6 +48,15 @@ class UsageCounter(_Model):
     cost_usd: USD = Field(default=Decimal(0), alias="costUSD")
     # Served, but without a usable price or usage: counted here, never as zero cost.
     unpriced_requests: int = 0
+
+    def counts(self) -> dict[str, int | Decimal]:
+        return {name: getattr(self, name) for name in UsageCounts.model_fields}
+
+
+class UsageCounter(UsageCounts):
+    provider: str
+    model: str
+    period: str  # the calendar month in UTC, "2026-11"
 
 
 class UsageReport(_Model):
@@ -89,13 +97,15 @@ def cost_of(usage: Usage, pricing: Pricing | None) -> Decimal | None:
 
 @dataclass(slots=True)
 class _Totals:
+    """UsageCounts' fields as a plain dataclass: added to on every request."""
+
     requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
-    cost: Decimal = Decimal(0)
-    unpriced: int = 0
+    cost_usd: Decimal = Decimal(0)
+    unpriced_requests: int = 0
 
 
 class UsageLedger:
@@ -163,9 +173,9 @@ class UsageLedger:
         totals.cached_input_tokens += usage.cached_input_tokens
         totals.reasoning_tokens += usage.reasoning_tokens
         if cost is None:
-            totals.unpriced += 1
+            totals.unpriced_requests += 1
         else:
-            totals.cost += cost
+            totals.cost_usd += cost
 
     def snapshot(self, *, table_hash: str | None, final: bool = False, advance: bool = True) -> UsageReport:
         """The cumulative report; `advance` numbers it as a new one (a look does not)."""
@@ -182,18 +192,7 @@ class UsageLedger:
             started_at=self.started_at,
             reported_at=datetime.now(UTC),
             counters=[
-                UsageCounter(
-                    provider=provider,
-                    model=model,
-                    period=period,
-                    requests=t.requests,
-                    input_tokens=t.input_tokens,
-                    output_tokens=t.output_tokens,
-                    cached_input_tokens=t.cached_input_tokens,
-                    reasoning_tokens=t.reasoning_tokens,
-                    cost_usd=t.cost,
-                    unpriced_requests=t.unpriced,
-                )
+                UsageCounter(provider=provider, model=model, period=period, **asdict(t))
                 for (provider, model, period), t in sorted(self._totals.items())
             ],
         )
