@@ -6,7 +6,7 @@ PYTHON ?= $(firstword $(foreach p,python3.12 $(PYENV_312),$(if $(shell $(p) -c "
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench crds clean
+.PHONY: demo test lint bench bytecodes crds clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.run
+
+bytecodes: $(BIN)/.installed
+	$(BIN)/python -m tests.bench.bytecodes
 
 crds: $(BIN)/.installed
 	$(BIN)/python -m switchyard_operator.crdgen
