@@ -424,40 +424,42 @@ class Target:
         return f"{self.name:<52}{measured:>14}  {bound:<14}{verdict}{noise}"
 
 
-def targets(cells: dict[tuple[str, str, int], Cell], rss: float, start_ms: float) -> list[Target]:
-    def compare(name: str, key: str, a: str, b: str, kind: str, c: int, limit: float, unit: str) -> Target:
-        x, y = cells[a, kind, c].value(key), cells[b, kind, c].value(key)
-        if unit == "x":
-            value = None if not x or not y else x / y
-        else:
-            value = None if x is None or y is None else x - y
-        other = max(cells[m, kind, c].value("other_pct") or 0.0 for m in (a, b))
-        return Target(name, value, limit, unit, at_least=unit == "x", other=other)
+Cells = dict[tuple[str, str, int], Cell]
 
+
+def compare(
+    cells: Cells, name: str, key: str, a: str, b: str, kind: str, c: int, limit: float, unit: str
+) -> Target:
+    """Mode `a` against mode `b` in one cell: a ratio (unit "x", at least) or a difference (at most)."""
+    x, y = cells[a, kind, c].value(key), cells[b, kind, c].value(key)
+    value: float | None = None
+    if x is not None and y is not None:
+        value = x - y if unit != "x" else (x / y if x and y else None)
+    other = max(cells[m, kind, c].value("other_pct") or 0.0 for m in (a, b))
+    return Target(name, value, limit, unit, at_least=unit == "x", other=other)
+
+
+def targets(cells: Cells, rss: float, start_ms: float) -> list[Target]:
     out = [
-        compare(f"throughput router/floor, c=16, {kind}", "rps", "router", "floor", kind, 16, 0.6, "x")
+        compare(cells, f"throughput router/floor, c=16, {kind}", "rps", "router", "floor", kind, 16, 0.6, "x")
         for kind in KINDS
     ]
     for kind in KINDS:
         for pct, limit in (("p50", 0.6), ("p99", 3.0)):
             name = f"added latency router-direct, c=1, {kind} {pct}"
-            out.append(compare(name, f"{pct}_ms", "router", "direct", kind, 1, limit, "ms"))
+            out.append(compare(cells, name, f"{pct}_ms", "router", "direct", kind, 1, limit, "ms"))
     name = "stream TTFB router-floor, c=16, p50"
-    out.append(compare(name, "ttfb_p50_ms", "router", "floor", "stream", 16, 1.0, "ms"))
+    out.append(compare(cells, name, "ttfb_p50_ms", "router", "floor", "stream", 16, 1.0, "ms"))
     out.append(Target("router RSS after the run (VmRSS)", rss, 60, "MiB"))
     out.append(Target("router start to first served request (median of 3)", start_ms, 1000, "ms"))
     return out
 
 
-def floor_reference(cells: dict[tuple[str, str, int], Cell]) -> list[Target]:
+def floor_reference(cells: Cells) -> list[Target]:
     """The floor proxy against the same c=1 latency limits: what this machine allows any aiohttp
     proxy, so a router MISS can be told from a machine too slow for the limit."""
-    out = []
-    for kind in KINDS:
-        floor, direct = cells["floor", kind, 1].value("p50_ms"), cells["direct", kind, 1].value("p50_ms")
-        value = None if floor is None or direct is None else floor - direct
-        out.append(Target(f"added latency floor-direct, c=1, {kind} p50", value, 0.6, "ms"))
-    return out
+    name = "added latency floor-direct, c=1, {} p50"
+    return [compare(cells, name.format(k), "p50_ms", "floor", "direct", k, 1, 0.6, "ms") for k in KINDS]
 
 
 def prioritise(policy: str) -> str:
