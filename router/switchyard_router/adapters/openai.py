@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import orjson
 
 from ..errors import ErrorKind, UpstreamError
+from ..sse import CR
 from ..table import Provider, ProviderType
 from .base import (
     JSON,
@@ -60,8 +61,8 @@ class OpenAIStream(StreamTranslator):
     def translate(self, chunk: bytes) -> bytes:
         """Whole events go to the client as the bytes they came in; parsing starts at the first
         event that needs a look (in practice the usage chunk and [DONE], at the very end)."""
-        if not chunk or self.crlf or b"\r" in chunk:
-            self.crlf = self.crlf or b"\r" in chunk
+        if not chunk or self.crlf or CR in chunk:
+            self.crlf = self.crlf or CR in chunk
             return super().translate(chunk)
         block = self.decoder.complete(chunk)
         found = _first_marker(block)
