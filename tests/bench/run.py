@@ -57,6 +57,7 @@ BODIES = {
     "json": json.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": 64}),
     "stream": json.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": 64, "stream": True}),
 }
+MIB = 2**20
 NOISY_OTHER_PCT = 25.0  # a comparison is flagged when other processes took more CPU than this
 LISTENING = re.compile(r"listening on (http://[^\s/]+)")
 
@@ -450,7 +451,8 @@ def targets(cells: Cells, rss: float, start_ms: float) -> list[Target]:
             out.append(compare(cells, name, f"{pct}_ms", "router", "direct", kind, 1, limit, "ms"))
     name = "stream TTFB router-floor, c=16, p50"
     out.append(compare(cells, name, "ttfb_p50_ms", "router", "floor", "stream", 16, 1.0, "ms"))
-    out.append(Target("router RSS after the run (VmRSS)", rss, 60, "MiB"))
+    # The issue says 60 MB: read strictly, as 10^6 bytes (57.2 MiB), not the looser 60 MiB.
+    out.append(Target("router RSS after the run (VmRSS)", rss * MIB / 1e6, 60, "MB"))
     out.append(Target("router start to first served request (median of 3)", start_ms, 1000, "ms"))
     return out
 
@@ -626,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(results_table(cells))
     print(
-        f"router RSS after the run: {rss:.1f} MiB (peak {hwm:.1f} MiB); start to first served request: "
+        f"router RSS after the run: {rss:.1f} MiB = {rss * MIB / 1e6:.1f} MB (peak {hwm:.1f} MiB); start to first served request: "
         f"{', '.join(f'{s:.0f}' for s in starts)} ms -> median {start_ms:.0f} ms"
     )
     print()
