@@ -620,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     checks = targets(cells, rss, start_ms)
     revision = source_revision()
     print(
-        f"Switchyard router-core benchmark at {revision}: {args.duration:g}s per cell after "
+        f"Switchyard router-core benchmark at {revision} on Python {platform.python_version()} "
+        f"({os.path.realpath(PYTHON)}): {args.duration:g}s per cell after "
         f"{args.warmup:g}s warm-up, {args.repeat} round(s); wrk -t1 and the simulator on core "
         f"{LOADGEN_CORE}, the proxy under test on core {PROXY_CORE}, at {sched}; 'other' is CPU that "
         f"processes outside the bench took on the cores a cell used (% of one core)"
@@ -641,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nbench took {time.monotonic() - began:.0f}s")
     if args.json:
         settings = {k: v for k, v in vars(args).items() if k != "json"} | {"priority": sched}
+        settings["python"] = f"{platform.python_version()} {os.path.realpath(PYTHON)}"
         router_facts = {
             "rss_mib": rss,
             "peak_rss_mib": hwm,
