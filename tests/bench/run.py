@@ -6,11 +6,12 @@ percentiles, `ttfb_client` for streams' time to first body byte. The load genera
 simulator share core 0; the proxy under test (router or floor, never loaded at the same time) is
 alone on core 1. Then the router's RSS and its start-to-first-served-request time.
 
-    python -m tests.bench.run [--duration 5] [--repeat 1] [--sched nice|rt] [--json results.json]
+    python -m tests.bench.run [--duration 3] [--repeat 3] [--sched nice|rt] [--json results.json]
 
-About 2.5 minutes with the defaults. As root the bench runs at nice -20 (see `prioritise`) so that
-other work on a shared machine takes as little of its cores as possible; the 'other' column shows
-the CPU it took anyway, and target lines say when that was much.
+About 5.5 minutes with the defaults: three interleaved rounds, so that each number is a median
+and one slow moment of a shared VM does not decide a target. As root the bench runs at nice -20
+(see `prioritise`) so that other work on a shared machine takes as little of its cores as
+possible; the 'other' column shows the CPU it took anyway, and target lines say when that was much.
 """
 
 from __future__ import annotations
@@ -546,12 +547,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--duration", type=int, default=5, help="seconds wrk measures per cell (default 5)")
+    parser.add_argument("--duration", type=int, default=3, help="seconds wrk measures per cell (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of load before each cell (default 1)")
     parser.add_argument(
         "--ttfb-duration", type=float, default=3.0, help="seconds of TTFB sampling per stream cell"
     )
-    parser.add_argument("--repeat", type=int, default=1, help="rounds over every cell; medians are reported")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds over every cell; medians are reported (default 3)"
+    )
     parser.add_argument(
         "--sched",
         choices=["nice", "rt", "none"],
