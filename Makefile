@@ -5,10 +5,10 @@ PYENV_312 := $(lastword $(sort $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/ver
 PYTHON ?= $(firstword $(foreach p,python3.12 $(PYENV_312),$(if $(shell $(p) -c "" 2>/dev/null && echo ok),$(p))) python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The bench measures the interpreter build that ships: the image's CPython is built with PGO and
-# LTO, and so is a distribution's python3 (Debian, Ubuntu, Fedora), while pyenv's builds are not
-# (15-24% more CPU per request here). So the bench prefers the system python3 (3.11 or newer, with
-# venv) and has a venv of its own; `make bench BENCH_PYTHON=...` picks another.
+# The bench measures the kind of interpreter build that ships: the image's CPython is built with PGO
+# and LTO, as distributions build their python3 (Debian's here), while pyenv builds without them by
+# default (15-24% more CPU per request here). So the bench prefers the system python3 (3.11 or
+# newer, with venv) in a venv of its own; `make bench BENCH_PYTHON=...` picks another.
 BENCH_PYTHON ?= $(firstword $(foreach p,/usr/bin/python3,$(if $(shell $(p) -c "import sys, ensurepip; sys.exit(sys.version_info < (3, 11))" 2>/dev/null && echo ok),$(p))) $(PYTHON))
 BENCH_VENV ?= .venv-bench
 
