@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The bench measures the kind of interpreter build that ships: the image's CPython is built with PGO
 # and LTO, as distributions build their python3 (Debian's here), while pyenv builds without them by
-# default (13-24% more CPU per request here). So the bench prefers the system python3 (3.11 or
+# default (15-31% more CPU per request here). So the bench prefers the system python3 (3.11 or
 # newer, with venv) in a venv of its own; `make bench BENCH_PYTHON=...` picks another.
 BENCH_PYTHON ?= $(firstword $(foreach p,/usr/bin/python3,$(if $(shell $(p) -c "import sys, ensurepip; sys.exit(sys.version_info < (3, 11))" 2>/dev/null && echo ok),$(p))) $(PYTHON))
 BENCH_VENV ?= .venv-bench
