@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -49,25 +49,25 @@ def check_exposure(host: str, tokens: list[str], allow_unauthenticated: bool) ->
     )
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def caller_auth(tokens: list[str]) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def caller_check(tokens: list[str]) -> Callable[[web.BaseRequest], web.Response | None] | None:
+    """None when every caller may come in; else a check that answers 401 unless the request
+    carries one of the tokens (probes and scraping stay open)."""
+    if not tokens:
+        return None
     encoded = [t.encode() for t in tokens]
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def check(request: web.BaseRequest) -> web.Response | None:
         if request.path in OPEN_PATHS:
-            return await handler(request)
+            return None
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip().encode()
         # Constant-time comparison: a token is not guessed one byte at a time.
-        if not any(hmac.compare_digest(given, token) for token in encoded):
-            body = error_body(
-                "missing or wrong caller token: send Authorization: Bearer <token>",
-                "invalid_request_error",
-                code="invalid_api_key",
-            )
-            return web.Response(status=401, body=body, content_type="application/json")
-        return await handler(request)
+        if any(hmac.compare_digest(given, token) for token in encoded):
+            return None
+        body = error_body(
+            "missing or wrong caller token: send Authorization: Bearer <token>",
+            "invalid_request_error",
+            code="invalid_api_key",
+        )
+        return web.Response(status=401, body=body, content_type="application/json")
 
-    return middleware
+    return check

@@ -77,7 +77,7 @@ StartRouter = Callable[..., Awaitable[tuple[Router, str]]]
 
 @pytest.fixture
 async def start_router() -> AsyncIterator[StartRouter]:
-    runners: list[web.AppRunner] = []
+    runners: list[web.BaseRunner] = []
 
     async def start(table: dict[str, Any], keys: dict[str, str] | None = None) -> tuple[Router, str]:
         router = Router()

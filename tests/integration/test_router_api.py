@@ -199,6 +199,10 @@ async def test_malformed_and_invalid_requests(sim, start_router):
         async with http.get(f"{url}/v1/chat/completions") as resp:
             assert resp.status == 405
             assert (await resp.json())["error"]["type"] == "invalid_request_error"
+        async with http.post(f"{url}/healthz") as resp:
+            assert resp.status == 405
+        async with http.head(f"{url}/readyz") as resp:
+            assert resp.status == 200
 
 
 async def test_health_readiness_and_metrics(sim, start_router):
@@ -223,15 +227,21 @@ async def test_health_readiness_and_metrics(sim, start_router):
 
 
 async def test_not_ready_without_a_table():
-    from aiohttp.test_utils import TestClient, TestServer
+    import aiohttp
+    from aiohttp import web
     from switchyard_router.server import Router
 
-    router = Router()
-    async with TestClient(TestServer(router.app())) as client:
-        assert (await client.get("/readyz")).status == 503
-        resp = await client.post("/v1/chat/completions", json={"model": "chat", "messages": []})
-        assert resp.status == 503
-        assert (await client.get("/v1/models")).status == 200
+    runner = Router().runner()
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{runner.addresses[0][1]}") as client:
+            assert (await client.get("/readyz")).status == 503
+            resp = await client.post("/v1/chat/completions", json={"model": "chat", "messages": []})
+            assert resp.status == 503
+            assert (await client.get("/v1/models")).status == 200
+    finally:
+        await runner.cleanup()
 
 
 async def test_gemini_key_never_travels_in_the_url(gateway, sim):
