@@ -6,13 +6,14 @@ import asyncio
 
 import aiohttp
 import openai
+import orjson
 import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
 from switchyard_router.credentials import CredentialStore
 from switchyard_router.table import load_table
 
-from .conftest import client_gone_settles, settle, table_for
+from .conftest import KEYS, client_gone_settles, settle, table_for
 
 FIRST = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"logprobs":null,"finish_reason":null}]}\n\n'
 
@@ -156,6 +157,29 @@ async def test_a_reload_that_lowers_the_body_limit_applies_to_chunked_bodies(sim
         http.post(f"{url}/v1/chat/completions", data=chunks()) as resp,
     ):
         assert resp.status == 413
+
+
+async def test_a_reload_that_raises_the_body_limit_lets_larger_bodies_in(sim, start_router):
+    small = table_for(sim.url)
+    small["server"] = {"maxBodyBytes": 1024}
+    router, url = await start_router(small)
+    body = {"model": "chat", "messages": [{"role": "user", "content": "x" * 4000}]}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/v1/chat/completions", json=body) as resp:
+            assert resp.status == 413
+        larger = table_for(sim.url)
+        larger["server"] = {"maxBodyBytes": 8192}
+        router.load(load_table(larger), CredentialStore(KEYS))
+        async with http.post(f"{url}/v1/chat/completions", json=body) as resp:
+            assert resp.status == 200
+        # A body sent in chunks has no Content-Length: aiohttp's own cap is the new limit too.
+        async with http.post(f"{url}/v1/chat/completions", data=_chunked(orjson.dumps(body))) as resp:
+            assert resp.status == 200
+
+
+async def _chunked(data: bytes):
+    for start in range(0, len(data), 1000):
+        yield data[start : start + 1000]
 
 
 async def test_a_client_leaving_a_half_open_trial_frees_it(sim, start_router):
