@@ -391,7 +391,7 @@ class UpstreamStream:
         self, session: aiohttp.ClientSession, request: UpstreamRequest, first_timeout: float
     ) -> None:
         """Send the request and read up to the first frames for the client (`first`); an
-        upstream that sent its whole stream at once is finished here already."""
+        upstream whose whole stream arrived by then is finished here already."""
         self.target.in_flight += 1
         self._open = True
         # One timer for the stream's whole life: first the first-chunk timeout, then the idle one.
@@ -409,8 +409,12 @@ class UpstreamStream:
                 content = response.content
                 while not self.first:
                     self.first = self._translate(await content.readany())
-                if not self.finished and content.at_eof():
-                    self.first += self._translate(b"")
+                if not self.finished and not content.is_eof():
+                    # One loop turn (uvloop polls for I/O in it) for bytes already on their way:
+                    # a stream that ends within it goes out as one body, not as two writes.
+                    await asyncio.sleep(0)
+                while not self.finished and content.is_eof():
+                    self.first += self._translate(content.read_nowait())  # b"" once all is read
         except asyncio.CancelledError:
             self.close()
             if not watchdog.fired():

@@ -8,9 +8,11 @@ import aiohttp
 import openai
 import orjson
 import pytest
+import uvloop
 from aiohttp import web
 from openai import AsyncOpenAI
 from switchyard_router.credentials import CredentialStore
+from switchyard_router.server import Router
 from switchyard_router.table import load_table
 
 from .conftest import KEYS, client_gone_settles, settle, table_for
@@ -39,6 +41,53 @@ async def stalling_upstream():
     yield f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
     release.set()
     await runner.cleanup()
+
+
+REST = (
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def test_a_stream_that_ends_within_one_loop_turn_goes_out_as_one_body():
+    """On uvloop (the router's loop in production), bytes arriving while the first frames are
+    translated are read before the answer starts: one body with a Content-Length, no chunks."""
+
+    async def scenario() -> None:
+        async def upstream(request: web.BaseRequest) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(FIRST)
+            await asyncio.sleep(0)  # the rest a loop turn later: the router reads FIRST alone
+            await response.write_eof(REST)
+            return response
+
+        upstream_runner = web.ServerRunner(web.Server(upstream))
+        await upstream_runner.setup()
+        await web.TCPSite(upstream_runner, "127.0.0.1", 0).start()
+        router = Router()
+        base_url = f"http://127.0.0.1:{upstream_runner.addresses[0][1]}/v1"
+        router.load(load_table(one_provider(base_url)), CredentialStore({}))
+        runner = router.runner()
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        body = {"model": "chat", "messages": [{"role": "user", "content": "x"}], "stream": True}
+        try:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(f"http://127.0.0.1:{runner.addresses[0][1]}/v1/chat/completions", json=body) as resp,
+            ):
+                assert resp.status == 200
+                assert resp.headers.get("Transfer-Encoding") is None
+                text = await resp.text()
+                assert resp.headers["Content-Length"] == str(len(text.encode()))
+                assert '"content":"hi"' in text and '"finish_reason":"stop"' in text
+                assert text.endswith("data: [DONE]\n\n")
+        finally:
+            await runner.cleanup()
+            await upstream_runner.cleanup()
+
+    uvloop.run(scenario())
 
 
 def one_provider(base_url: str, **route) -> dict:
