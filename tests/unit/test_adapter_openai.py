@@ -179,3 +179,25 @@ def test_translate_raises_on_an_error_event_and_a_cut_stream():
     assert cut.translate(CONTENT) == CONTENT
     with pytest.raises(UpstreamError):
         cut.translate(b"")
+
+
+def test_translate_finds_usage_in_an_earlier_event_of_the_read():
+    final = frame(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}])
+    stream = ADAPTER.stream(StreamState(model="m", include_usage=False))
+    out = stream.translate(CONTENT + USAGE + final + b"data: [DONE]\n\n") + stream.translate(b"")
+    assert out == CONTENT + final + b"data: [DONE]\n\n"
+    assert stream.usage.input_tokens == 3
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        b'data: {"error": {"message": "boom"}}\n\ndata: [DONE]\n\n',  # [DONE] may follow an error
+        b'event: error\ndata: {"error": {"message": "boom"}}\n\n',  # and an event may be named
+    ],
+)
+def test_translate_raises_on_an_error_as_the_last_event(last):
+    stream = ADAPTER.stream(StreamState(model="m", include_usage=False))
+    with pytest.raises(UpstreamError) as caught:
+        stream.translate(CONTENT + last)
+    assert caught.value.message == "boom"

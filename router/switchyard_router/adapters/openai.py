@@ -37,19 +37,18 @@ def _headers(provider: Provider, key: str | None) -> dict[str, str]:
     return headers
 
 
-# Streams asked for usage carry `"usage":null` in every chunk: only a real usage object, an
-# error or the end is worth parsing. Usage is cumulative and comes last, so its last mention
-# is the one to look at; searching from the end finds it after a few hundred bytes.
-def _first_marker(data: bytes) -> int:
-    """Where the first thing worth a look is, or -1."""
-    first = data.find(b'"error"')
-    done = data.rfind(b"[DONE]")
-    if done >= 0 and (first < 0 or done < first):
-        first = done
-    usage = data.rfind(b'"usage":')
-    if usage >= 0 and data[usage + 8 : usage + 10].lstrip()[:1] == b"{" and (first < 0 or usage < first):
-        first = usage
-    return first
+def _usage_at(data: bytes, end: int) -> int:
+    """Where the last real usage object is mentioned before `end`, or -1.
+
+    Streams asked for usage carry `"usage":null` in every chunk; usage is cumulative and comes
+    last, so its last mention is the one that counts, found from the end after a few hundred bytes.
+    """
+    at = data.rfind(b'"usage":', 0, end)
+    return at if at >= 0 and data[at + 8 : at + 10].lstrip()[:1] == b"{" else -1
+
+
+def _worth_a_look(data: bytes) -> bool:
+    return b'"error"' in data or _usage_at(data, len(data)) >= 0
 
 
 class OpenAIStream(StreamTranslator):
@@ -59,25 +58,41 @@ class OpenAIStream(StreamTranslator):
         self.crlf = False
 
     def translate(self, chunk: bytes) -> bytes:
-        """Whole events go to the client as the bytes they came in; parsing starts at the first
-        event that needs a look (in practice the usage chunk and [DONE], at the very end)."""
+        """Whole events go to the client as the bytes they came in. Only the last event of a read
+        is parsed, when it carries usage or an error, and [DONE] is held back for `finish`.
+
+        An error event ends a stream (nothing but [DONE] follows it), so the last event is the
+        one place to look for it: searching every byte of a read would cost more than the rest
+        of the translation. A client still receives any event as the provider sent it.
+        """
         if not chunk or self.crlf or CR in chunk:
             self.crlf = self.crlf or CR in chunk
             return super().translate(chunk)
         block = self.decoder.complete(chunk)
-        found = _first_marker(block)
-        if found < 0:
-            return block
-        cut = block.rfind(b"\n\n", 0, found)  # the end of the last event before it
+        end = len(block)
+        if block.endswith(SSE_DONE) and (end == len(SSE_DONE) or block[end - 16 : end - 14] == b"\n\n"):
+            self.done = True
+            end -= len(SSE_DONE)
+        if end == 0:
+            return b""
+        cut = block.rfind(b"\n\n", 0, end - 2)  # the end of the event before the last one
         start = cut + 2 if cut >= 0 else 0
-        tail = b"".join(self.feed(event, data) for event, data in self.decoder.parse(block[start:]))
-        return block[:start] + tail
+        usage = _usage_at(block, end)
+        if 0 <= usage < start:  # an earlier event carries it: parse from there
+            cut = block.rfind(b"\n\n", 0, usage)
+            start = cut + 2 if cut >= 0 else 0
+        elif usage < 0 and b'"error"' not in block[start:end]:
+            return block[:end]
+        tail = block[start:end]
+        if tail.startswith(b"data: ") and tail.find(b"\n") == len(tail) - 2:
+            return block[:start] + self._inspect(tail[6:-2])
+        return block[:start] + b"".join(self.feed(event, data) for event, data in self.decoder.parse(tail))
 
     def feed(self, event: str | None, data: bytes) -> bytes:
         if data == b"[DONE]":
             self.done = True
             return b""
-        if _first_marker(data) >= 0:
+        if _worth_a_look(data):
             return self._inspect(data)
         return b"data: " + data + b"\n\n"
 
