@@ -466,8 +466,9 @@ class UpstreamStream:
             frames += self._translate(b"")  # the end came with this read: no read just for it
         return frames
 
-    def succeeded(self, ledger: UsageLedger) -> Decimal | None:
-        return ledger.account(
+    def succeeded(self, ledger: UsageLedger) -> None:
+        """Counts the stream, once its last byte has been written."""
+        ledger.count(
             self.target, self.key, self.series, perf_counter() - self._started, self.translator.usage
         )
 

@@ -141,6 +141,14 @@ class UsageLedger:
         asyncio.get_running_loop().call_soon(self._count, target, key, series, seconds, usage, cost)
         return cost
 
+    def count(
+        self, target: TargetRuntime, key: KeyRuntime, series: TargetSeries, seconds: float, usage: Usage
+    ) -> None:
+        """`account` for an answer that has gone out already: the counting, at once."""
+        self._count(
+            target, key, series, seconds, usage, cost_of(usage, target.spec.pricing if target.spec else None)
+        )
+
     def _count(
         self,
         target: TargetRuntime,

@@ -606,7 +606,9 @@ def main(argv: list[str] | None = None) -> int:
             for round_ in range(args.repeat):
                 for kind in KINDS:
                     for c in CONCURRENCY:
-                        for mode in MODES:
+                        # Each round starts with another mode: no mode always follows the same one.
+                        turn = round_ % len(MODES)
+                        for mode in MODES[turn:] + MODES[:turn]:
                             progress(f"bench: round {round_ + 1}/{args.repeat} {kind} c={c} {mode}")
                             run = measure(rig, urls[mode], kind, c, proxies[mode])
                             cells[mode, kind, c].runs.append(run)
@@ -625,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Switchyard router-core benchmark at {revision} on Python {platform.python_version()} "
         f"({os.path.realpath(PYTHON)}): {args.duration:g}s per cell after "
-        f"{args.warmup:g}s warm-up, {args.repeat} round(s); wrk -t1 and the simulator on core "
+        f"{args.warmup:g}s warm-up, {args.repeat} round(s), each starting with the next mode; wrk -t1 and the simulator on core "
         f"{LOADGEN_CORE}, the proxy under test on core {PROXY_CORE}, at {sched}; 'other' is CPU that "
         f"processes outside the bench took on the cores a cell used (% of one core)"
     )

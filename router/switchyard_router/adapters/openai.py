@@ -65,6 +65,8 @@ class OpenAIStream(StreamTranslator):
         one place to look for it: searching every byte of a read would cost more than the rest
         of the translation. A client still receives any event as the provider sent it.
         """
+        if not chunk and self.done:
+            return SSE_DONE  # the end, after [DONE]: nothing held back matters any more
         if not chunk or self.crlf or CR in chunk:
             self.crlf = self.crlf or CR in chunk
             return super().translate(chunk)
