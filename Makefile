@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 BENCH_PYTHON ?= $(firstword $(foreach p,/usr/bin/python3,$(if $(shell $(p) -c "import sys, ensurepip; sys.exit(sys.version_info < (3, 11))" 2>/dev/null && echo ok),$(p))) $(PYTHON))
 BENCH_VENV ?= .venv-bench
 
-.PHONY: demo test lint bench bytecodes crds clean
+.PHONY: demo test lint bench bytecodes instructions crds clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench: $(BENCH_VENV)/bin/.installed
 
 bytecodes: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.bytecodes
+
+instructions: $(BENCH_VENV)/bin/.installed
+	$(BENCH_VENV)/bin/python -m tests.bench.instructions
 
 crds: $(BIN)/.installed
 	$(BIN)/python -m switchyard_operator.crdgen

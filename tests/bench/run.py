@@ -1,6 +1,7 @@
 """Router-core benchmark: the simulator direct, through the router, and through a floor proxy.
 
-One run measures, side by side and interleaved (each cell's three modes back to back), chat
+One run measures, side by side and interleaved (each cell's three modes back to back, each round
+starting with the next), chat
 completions as JSON and as streams at concurrency 1, 16 and 64: wrk for throughput and latency
 percentiles, `ttfb_client` for streams' time to first body byte. The load generator and the
 simulator share core 0; the proxy under test (router or floor, never loaded at the same time) is
