@@ -48,6 +48,14 @@ OURS = "switchyard_router/"
 MODES = ("router", "floor")
 
 
+def start_simulator(workdir: Path) -> tuple[Server, dict[str, list[str]]]:
+    """The simulator, running on the load generator's core, and how to start each proxy on it."""
+    sim_argv = [PYTHON, "-m", "switchyard_sim", "--port", str(free_port())]
+    sim = start("simulator", sim_argv, LOADGEN_CORE, workdir, cwd=workdir)
+    table = write_table(workdir, sim.url)
+    return sim, {"router": router_argv(free_port(), table), "floor": floor_argv(free_port(), sim.url)}
+
+
 def counted(argv: list[str], out: Path) -> list[str]:
     """`python -m module args` run under the counter instead."""
     assert argv[1] == "-m", argv
@@ -126,14 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         env = {**os.environ, SIM_KEY_ENV: SIM_KEY, "PYTHONPATH": str(REPO)}
         try:
-            sim_argv = [PYTHON, "-m", "switchyard_sim", "--port", str(free_port())]
-            sim = start("simulator", sim_argv, LOADGEN_CORE, workdir, cwd=workdir)
+            sim, argvs = start_simulator(workdir)
             servers.append(sim)
-            table = write_table(workdir, sim.url)
-            argvs = {
-                "router": router_argv(free_port(), table),
-                "floor": floor_argv(free_port(), sim.url),
-            }
             for mode in MODES:
                 out = workdir / f"{mode}.json"
                 server = start(mode, counted(argvs[mode], out), PROXY_CORE, workdir, env=env, cwd=workdir)

@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .bytecodes import send
+from .bytecodes import send, start_simulator
 from .run import (
     KINDS,
     LOADGEN_CORE,
@@ -36,12 +36,8 @@ from .run import (
     SIM_KEY,
     SIM_KEY_ENV,
     Server,
-    floor_argv,
-    free_port,
-    router_argv,
     start,
     stop,
-    write_table,
 )
 
 MODES = ("router", "floor")
@@ -110,11 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         keep.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, SIM_KEY_ENV: SIM_KEY, "PYTHONPATH": str(REPO)}
         try:
-            sim_argv = [PYTHON, "-m", "switchyard_sim", "--port", str(free_port())]
-            sim = start("simulator", sim_argv, LOADGEN_CORE, workdir, cwd=workdir)
+            sim, argvs = start_simulator(workdir)
             servers.append(sim)
-            table = write_table(workdir, sim.url)
-            argvs = {"router": router_argv(free_port(), table), "floor": floor_argv(free_port(), sim.url)}
             n = args.requests // args.concurrency * args.concurrency
             for mode in MODES:
                 out = keep / f"{mode}.out"
