@@ -201,3 +201,9 @@ def test_translate_raises_on_an_error_as_the_last_event(last):
     with pytest.raises(UpstreamError) as caught:
         stream.translate(CONTENT + last)
     assert caught.value.message == "boom"
+
+
+def test_translate_swallows_a_done_that_is_not_the_last_event():
+    stream = ADAPTER.stream(StreamState(model="m", include_usage=False))
+    out = stream.translate(CONTENT + b"data: [DONE]\n\n" + CONTENT) + stream.translate(b"")
+    assert out == CONTENT + CONTENT + b"data: [DONE]\n\n"

@@ -72,9 +72,12 @@ class OpenAIStream(StreamTranslator):
             return super().translate(chunk)
         block = self.decoder.complete(chunk)
         end = len(block)
+        # [DONE] as an event of its own: the whole block, or after the blank line ending another.
         if block.endswith(SSE_DONE) and (end == len(SSE_DONE) or block[end - 16 : end - 14] == b"\n\n"):
             self.done = True
             end -= len(SSE_DONE)
+        elif b"[DONE]" in block:  # events after [DONE]: rare enough for the generic parse
+            return self._parse(block)
         if end == 0:
             return b""
         cut = block.rfind(b"\n\n", 0, end - 2)  # the end of the event before the last one
@@ -88,7 +91,10 @@ class OpenAIStream(StreamTranslator):
         tail = block[start:end]
         if tail.startswith(b"data: ") and tail.find(b"\n") == len(tail) - 2:
             return block[:start] + self._inspect(tail[6:-2])
-        return block[:start] + b"".join(self.feed(event, data) for event, data in self.decoder.parse(tail))
+        return block[:start] + self._parse(tail)
+
+    def _parse(self, block: bytes) -> bytes:
+        return b"".join(self.feed(event, data) for event, data in self.decoder.parse(block))
 
     def feed(self, event: str | None, data: bytes) -> bytes:
         if data == b"[DONE]":
