@@ -94,16 +94,15 @@ class APIWatch:
         self.objects: dict[str, JSON | None] = {"configmaps": None, "secrets": None}
         self.environ = environ
 
-    def _load(self) -> tuple[Any, CredentialStore]:
-        configmap = self.objects["configmaps"]
-        if configmap is None:
-            raise TableError(f"ConfigMap {self.names['configmaps']} not found")
-        table = table_from_document(configmap)
-        return table, credentials_from_secret(self.objects["secrets"], self.environ)
-
     def _apply(self) -> None:
-        if self.objects["configmaps"] is not None:
-            reload_from(self.router, self._load, "the API")
+        configmap = self.objects["configmaps"]
+        if configmap is not None:  # keys alone make no table
+
+            def load() -> tuple[Any, CredentialStore]:
+                table = table_from_document(configmap)
+                return table, credentials_from_secret(self.objects["secrets"], self.environ)
+
+            reload_from(self.router, load, "the API")
 
     async def follow(self, kind: str, retry_delay: float = 1.0) -> None:
         name = self.names[kind]

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 from switchyard_router.credentials import CredentialStore
+from switchyard_router.reload import files_signature
 from switchyard_router.sources import Sources, read_table_file
 from switchyard_router.table import TableError
 
@@ -66,3 +67,19 @@ def test_unreadable_and_invalid_files_say_what_is_wrong(tmp_path: Path):
 def test_store_from_mapping_only():
     store = CredentialStore.load(None, {"A": "1", "B": ""})
     assert store.get("A") == "1" and store.get("B") is None
+
+
+def test_the_files_signature_changes_with_every_source_file(tmp_path: Path):
+    config = tmp_path / "table.yaml"
+    config.write_text(yaml.safe_dump(TABLE))
+    env_file = tmp_path / ".env"
+    env_file.write_text("PROVIDER_TIMEOUT=5\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "oa.main").write_text("sk-one")
+    sources = Sources(config, env_file, creds)
+    seen = files_signature(sources)
+    env_file.write_text("PROVIDER_TIMEOUT=30\n")
+    assert files_signature(sources) != seen
+    env_file.unlink()
+    assert files_signature(sources)[-1] is None  # a file gone is a state to notice, not an error

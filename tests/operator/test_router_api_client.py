@@ -1,0 +1,184 @@
+"""The router's own small API client (switchyard_router.kube) and the tasks that use it
+(reload.APIWatch, reload.UsageReporter), in process against the emulated API server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+from switchyard_operator.certs import generate
+from switchyard_operator.kube import Kube, core_path
+from switchyard_router.kube import KubeClient, KubeConfig, KubeError
+from switchyard_router.reload import APIWatch, UsageReporter
+from switchyard_router.server import Router
+
+from .conftest import eventually
+from .emulator import Emulator
+from .manifests import NS
+
+TOKEN = "sa-token-0001"
+TABLE = {
+    "providers": [{"name": "oa", "type": "openai", "credentials": [{"name": "main", "key": "oa.main"}]}],
+    "routes": [{"name": "chat", "targets": [{"provider": "oa", "model": "m"}]}],
+}
+
+
+@pytest.fixture
+async def client(api: Emulator, tmp_path: Path) -> AsyncIterator[KubeClient]:
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    kube = KubeClient(KubeConfig(str(api.url), NS, token))
+    yield kube
+    await kube.close()
+
+
+def test_in_cluster_config_comes_from_the_service_account(tmp_path: Path):
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    assert KubeConfig.in_cluster(env, tmp_path) is None  # no token: not in a cluster
+    (tmp_path / "token").write_text(TOKEN)
+    (tmp_path / "namespace").write_text(f"{NS}\n")
+    assert KubeConfig.in_cluster({}, tmp_path) is None  # no API server address
+    assert KubeConfig.in_cluster(env, tmp_path) == KubeConfig(
+        "https://10.96.0.1:443", NS, tmp_path / "token", None
+    )
+    (tmp_path / "ca.crt").write_bytes(generate(["kubernetes.default.svc"]).ca)
+    config = KubeConfig.in_cluster(env, tmp_path)
+    assert config is not None and config.ca_file == tmp_path / "ca.crt"
+
+
+async def test_a_cluster_ca_is_trusted_for_the_api_connection(tmp_path: Path):
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(generate(["kubernetes.default.svc"]).ca)
+    kube = KubeClient(KubeConfig("https://10.96.0.1:443", NS, None, ca))
+    try:
+        context = kube._session.connector._ssl  # type: ignore[attr-defined]
+        subjects = [dict(pair[0] for pair in c["subject"]) for c in context.get_ca_certs()]
+        assert [s["commonName"] for s in subjects] == ["switchyard-webhook-ca"]
+    finally:
+        await kube.close()
+
+
+async def test_reads_and_writes_configmaps_with_the_current_token(
+    api: Emulator, client: KubeClient, tmp_path: Path
+):
+    assert await client.get("configmaps", "usage") is None
+    await client.put_configmap("usage", {"report.json": "{}"}, {"first": "1"})
+    (tmp_path / "token").write_text("sa-token-0002")  # the kubelet rotated the projected token
+    await client.put_configmap("usage", {"report.json": '{"n": 2}'}, {"second": "2"})
+    configmap = await client.get("configmaps", "usage")
+    assert configmap is not None
+    assert configmap["data"] == {"report.json": '{"n": 2}'}
+    assert configmap["metadata"]["labels"] == {"first": "1", "second": "2"}  # merged, not replaced
+    tokens = [request.headers.get("Authorization") for request in api]
+    assert tokens[:3] == [f"Bearer {TOKEN}"] * 3  # get, patch (404), create
+    assert tokens[3:] == ["Bearer sa-token-0002"] * 2
+
+
+async def test_api_errors_name_the_request_and_never_the_token(api: Emulator, client: KubeClient):
+    cm = core_path("configmaps", NS)
+    api[f"get {cm}/forbidden"] << 403 << {"kind": "Status", "message": "configmaps is forbidden"}
+    api[f"get {cm}/listed"] << ["not", "an", "object"]
+    api[f"get {core_path('secrets', NS)}"] << 403
+    with pytest.raises(KubeError, match=rf"GET {cm}/forbidden: HTTP 403: .*configmaps is forbidden") as err:
+        await client.get("configmaps", "forbidden")
+    assert TOKEN not in str(err.value)
+    with pytest.raises(KubeError, match=rf"GET {cm}/listed: not a JSON object"):
+        await client.get("configmaps", "listed")
+    with pytest.raises(KubeError, match="watch secrets/creds: HTTP 403"):
+        async for _ in client.watch("secrets", "creds", None):
+            pass
+
+
+async def test_a_watch_yields_only_the_named_object(api: Emulator, client: KubeClient):
+    # An API server may ignore the field selector: other objects' events, and blank keep-alive
+    # lines, are dropped here.
+    def added(name: str) -> dict[str, object]:
+        return {"type": "ADDED", "object": {"metadata": {"name": name, "resourceVersion": "7"}}}
+
+    api[f"get {core_path('configmaps', NS)}"] << (b"\n", added("someone-else"), added("p-routes"))
+    events = [event async for event in client.watch("configmaps", "p-routes", "6")]
+    assert events == [added("p-routes")]
+    watch = list(api)[-1]
+    assert watch.params == {
+        "watch": "true",
+        "fieldSelector": "metadata.name=p-routes",
+        "timeoutSeconds": "300",
+        "resourceVersion": "6",
+    }
+
+
+async def test_the_policy_objects_are_followed_and_a_deletion_keeps_the_table(
+    kube: Kube, client: KubeClient, caplog: pytest.LogCaptureFixture
+):
+    router = Router()
+    watch = APIWatch(router, client, "p", {})
+    tasks = [
+        asyncio.ensure_future(watch.follow(kind, retry_delay=0.05)) for kind in ("configmaps", "secrets")
+    ]
+    try:
+        secret = {
+            "metadata": {"name": "p-credentials"},
+            "data": {"oa.main": base64.b64encode(b"sk-api-0001").decode()},
+        }
+        await kube.create(core_path("secrets", NS), secret)
+        await asyncio.sleep(0.2)
+        assert router.table is None  # keys alone make no table
+        routes = {"metadata": {"name": "p-routes"}, "data": {"table.yaml": yaml.safe_dump(TABLE)}}
+        await kube.create(core_path("configmaps", NS), routes)
+        table = await eventually(lambda: _async(router.table))
+        assert list(table.routes) == ["chat"]
+        assert table.key_values() == ["sk-api-0001"]
+        await kube.client.delete(core_path("configmaps", NS, "p-routes"))
+        await eventually(lambda: _async("configmaps/p-routes was deleted" in caplog.text or None))
+        assert router.table is table  # still serving the last good one
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_following_backs_off_while_the_api_fails(
+    api: Emulator, client: KubeClient, caplog: pytest.LogCaptureFixture
+):
+    api[f"get {core_path('configmaps', NS)}/p-routes"] << 500 << {"message": "etcd is down"}
+    caplog.set_level(logging.WARNING, "switchyard.router")
+    task = asyncio.ensure_future(APIWatch(Router(), client, "p", {}).follow("configmaps", retry_delay=0.01))
+    try:
+        await eventually(lambda: _async(len(caplog.records) >= 3 or None))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "HTTP 500" in messages[0] and "etcd is down" in messages[0]
+    assert [m.rsplit(" ", 1)[1] for m in messages[:3]] == ["0.01s", "0.02s", "0.04s"]
+
+
+async def test_a_failed_usage_report_is_logged_and_the_next_one_goes_out(
+    client: KubeClient, caplog: pytest.LogCaptureFixture, unused_tcp_port: int
+):
+    router = Router(policy="p")
+    unreachable = KubeClient(KubeConfig(f"http://127.0.0.1:{unused_tcp_port}", NS, None))
+    reporter = UsageReporter(router, unreachable)
+    task = asyncio.ensure_future(reporter.run(0.02))
+    try:
+        await eventually(lambda: _async("usage report failed" in caplog.text or None))
+        reporter.kube = client  # the API server is back
+        report = await eventually(lambda: client.get("configmaps", reporter.name))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await unreachable.close()
+    assert f"127.0.0.1:{unused_tcp_port}" in caplog.text  # says where it could not write
+    assert report["metadata"]["labels"]["switchyard.dev/policy"] == "p"
+    sequence = orjson.loads(report["data"]["report.json"])["sequence"]
+    assert sequence >= 2  # counts are cumulative: this report carries what the failed one had
+
+
+async def _async(value: object) -> object:
+    return value

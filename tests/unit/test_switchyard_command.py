@@ -1,0 +1,17 @@
+import pytest
+from switchyard_cli import main
+
+
+@pytest.mark.parametrize(("argv", "status"), [([], 2), (["--help"], 0), (["-h"], 0), (["deploy"], 2)])
+def test_usage_lists_every_subcommand(argv: list[str], status: int, capsys: pytest.CaptureFixture[str]):
+    assert main(argv) == status
+    out = capsys.readouterr().out
+    assert out.startswith("usage: switchyard {demo,sim,compile,report} [options]")
+    assert "  report    compare providers" in out
+
+
+def test_a_subcommand_gets_the_rest_of_the_arguments(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as stop:
+        main(["sim", "--help"])
+    assert stop.value.code == 0
+    assert "--port" in capsys.readouterr().out
