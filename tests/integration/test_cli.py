@@ -217,3 +217,30 @@ async def test_a_kubelet_style_swap_of_mounted_files_reloads(tmp_path: Path, sim
     finally:
         err = await stop(process)
     assert b"rejected" in err
+
+
+async def test_a_stop_lets_a_stream_in_flight_finish_and_takes_no_new_requests(sim, tmp_path: Path):
+    config = tmp_path / "t.yaml"
+    config.write_text(yaml.safe_dump(table_for(sim.url)))
+    port = free_port()
+    process = await run_router("--port", str(port), "--config", str(config), env={"primary.key": "sk-primary-0001"})
+    await wait_listening(process)
+    sim.set_faults("primary", chunk_delay_ms=50)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    body = {"model": "chat", "messages": [{"role": "user", "content": "a long answer"}], "stream": True}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json=body) as resp:
+            assert resp.status == 200
+            first = await resp.content.readline()
+            process.send_signal(signal.SIGTERM)  # as the kubelet does when the pod goes
+            rest = await resp.content.read()
+        try:
+            async with http.post(url, json=body) as late:
+                raise AssertionError(f"a request after the stop was served: HTTP {late.status}")
+        except aiohttp.ClientConnectionError:
+            pass
+    events = [line for line in (first + rest).splitlines() if line.startswith(b"data: ")]
+    assert len(events) > 3 and events[-1] == b"data: [DONE]", events  # whole, not cut
+    assert b'"finish_reason":"stop"' in events[-2] or b'"finish_reason":"stop"' in events[-3]
+    _, err = await asyncio.wait_for(process.communicate(), 10)
+    assert process.returncode == 0, err
