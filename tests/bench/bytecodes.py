@@ -110,14 +110,18 @@ def report(results: dict[tuple[str, str], Counter[str]], n: int, top: int) -> st
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def counting_parser(prog: str, doc: str | None, requests: int, warmup: int) -> argparse.ArgumentParser:
+    """The options the counting tools (bytecodes, instructions) share."""
     parser = argparse.ArgumentParser(
-        prog="python -m tests.bench.bytecodes",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=500, help="requests counted per cell")
-    parser.add_argument("--warmup", type=int, default=200, help="requests before counting")
+    parser.add_argument("--requests", type=int, default=requests, help="requests counted per cell")
+    parser.add_argument("--warmup", type=int, default=warmup, help="requests of each kind before counting")
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = counting_parser("python -m tests.bench.bytecodes", __doc__, requests=500, warmup=200)
     parser.add_argument("--top", type=int, default=12, help="the router's busiest functions listed")
     parser.add_argument("--json", type=Path, help="also write the per-request counts as JSON")
     return parser.parse_args(argv)

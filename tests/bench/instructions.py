@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .bytecodes import send, start_simulator
+from .bytecodes import counting_parser, send, start_simulator
 from .run import (
     KINDS,
     LOADGEN_CORE,
@@ -81,13 +81,7 @@ def count(server: Server, out: Path, url: str, kind: str, n: int, concurrency: i
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.bench.instructions",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--requests", type=int, default=300, help="requests counted per cell")
-    parser.add_argument("--warmup", type=int, default=100, help="requests of each kind before counting")
+    parser = counting_parser("python -m tests.bench.instructions", __doc__, requests=300, warmup=100)
     parser.add_argument("--concurrency", type=int, default=16, help="connections sending at once")
     parser.add_argument("--keep", type=Path, help="keep the callgrind files in this directory")
     return parser.parse_args(argv)
