@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from .callers import CallerConfigError, check_exposure, load_tokens
+from .egress import Egress
 from .envconfig import EnvConfigError
 from .kube import KubeClient, KubeConfig
 from .redact import RedactingFilter
@@ -128,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, handlers=[handler])
     sources = Sources(args.config, args.env_file, args.credentials_dir)
     try:
-        tokens = load_tokens(args.caller_tokens_file, sources.environment())
+        env = sources.environment()
+        tokens = load_tokens(args.caller_tokens_file, env)
+        egress = Egress(env)
         check_exposure(args.host, tokens, args.allow_unauthenticated)
         # Following a policy through the API, the table arrives by the watch: start not ready.
         from_api = args.config is None and args.policy and kube_config(args) is not None
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     except (TableError, EnvConfigError, CallerConfigError) as exc:
         print(f"switchyard-router: {exc}", file=sys.stderr)
         return 2
-    router = Router(caller_tokens=tokens, policy=args.policy, exact_tokens=args.exact_tokens)
+    router = Router(caller_tokens=tokens, policy=args.policy, exact_tokens=args.exact_tokens, egress=egress)
     if loaded is not None:
         router.load(*loaded)
     handler.addFilter(RedactingFilter(router.redactor))

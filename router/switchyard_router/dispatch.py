@@ -155,14 +155,11 @@ class Dispatcher:
         request: UpstreamRequest,
         timeout: float,
     ) -> tuple[int, dict[str, str], bytes]:
-        session = self.upstreams.session(target.provider)
         target.in_flight += 1
         watchdog = Watchdog(timeout, float("inf"))
         try:
             with watchdog:
-                async with session.request(
-                    request.method, request.url, data=request.body, headers=request.headers
-                ) as response:
+                async with self.upstreams.send(target.provider, request) as response:
                     raw = await response.read()
                     adapt_to_headers(key, response.headers)
                     headers = (
@@ -196,9 +193,7 @@ class Dispatcher:
             request = target.adapter.chat_request(target.provider, key.value, target.model, body, True)
             series = self.metrics.series(route.route.name, target.provider.name, target.model_label, "chat")
             stream = UpstreamStream(target, key, series, target.adapter.stream(state), deadline, timeout)
-            await stream.open(
-                self.upstreams.session(target.provider), request, min(first_token or timeout, timeout)
-            )
+            await stream.open(self.upstreams, request, min(first_token or timeout, timeout))
             return stream
 
         return await _Run(self, route, body, prompt_tokens, attempt).execute()
@@ -387,9 +382,7 @@ class UpstreamStream:
         self._open = False
         self.finished = False
 
-    async def open(
-        self, session: aiohttp.ClientSession, request: UpstreamRequest, first_timeout: float
-    ) -> None:
+    async def open(self, upstreams: Upstreams, request: UpstreamRequest, first_timeout: float) -> None:
         """Send the request and read up to the first frames for the client (`first`); an
         upstream whose whole stream arrived by then is finished here already."""
         self.target.in_flight += 1
@@ -398,9 +391,7 @@ class UpstreamStream:
         watchdog = self._watchdog = Watchdog(first_timeout, self.deadline)
         try:
             with watchdog:
-                self._response = response = await session.request(
-                    request.method, request.url, data=request.body, headers=request.headers
-                )
+                self._response = response = await upstreams.send(self.target.provider, request)
                 adapt_to_headers(self.key, response.headers)
                 if response.status >= 300:
                     raw = await response.read()

@@ -15,6 +15,7 @@ from .adapters.base import JSON
 from .callers import caller_check
 from .credentials import CredentialStore
 from .dispatch import Dispatcher, Served, UpstreamStream
+from .egress import Egress
 from .errors import UpstreamError, error_body
 from .metrics import Metrics
 from .redact import Redactor
@@ -57,12 +58,13 @@ class Router:
         caller_tokens: list[str] | None = None,
         policy: str | None = None,
         exact_tokens: bool = False,
+        egress: Egress | None = None,
     ) -> None:
         self.exact_tokens = exact_tokens
         self.caller_tokens = caller_tokens or []
         self.metrics = metrics or Metrics()
         self.redactor = Redactor()
-        self.upstreams = Upstreams()
+        self.upstreams = Upstreams(egress)
         self.ledger = UsageLedger(policy=policy)
         self.dispatcher = Dispatcher(self.upstreams, self.metrics, self.redactor, self.ledger)
         self.table: CompiledTable | None = None

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
 from switchyard_router.credentials import CredentialStore
+from switchyard_router.egress import Egress
 from switchyard_router.server import Router
 from switchyard_router.table import load_table
 from switchyard_sim import Simulator
@@ -79,8 +80,10 @@ StartRouter = Callable[..., Awaitable[tuple[Router, str]]]
 async def start_router() -> AsyncIterator[StartRouter]:
     runners: list[web.BaseRunner] = []
 
-    async def start(table: dict[str, Any], keys: dict[str, str] | None = None) -> tuple[Router, str]:
-        router = Router()
+    async def start(
+        table: dict[str, Any], keys: dict[str, str] | None = None, egress: Egress | None = None
+    ) -> tuple[Router, str]:
+        router = Router(egress=egress)
         router.load(load_table(copy.deepcopy(table)), CredentialStore(KEYS if keys is None else keys))
         runner = router.runner()
         await runner.setup()
