@@ -88,6 +88,11 @@ class ProbeTiming(_Settings):
     failure_threshold: int = Field(3, ge=1)
 
 
+class EnvVar(_Settings):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: str
+
+
 class SidecarSettings(_Settings):
     """What the chart's `sidecar` values become (rendered into the webhook's config file)."""
 
@@ -110,6 +115,8 @@ class SidecarSettings(_Settings):
     startup: ProbeTiming = ProbeTiming(period_seconds=1, timeout_seconds=3, failure_threshold=60)
     readiness: ProbeTiming = ProbeTiming()
     liveness: ProbeTiming = ProbeTiming(period_seconds=20, timeout_seconds=3, failure_threshold=3)
+    # Added to the router's env (the chart's `proxy` values: HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
+    env: list[EnvVar] = []
 
 
 class SelfManagedCerts(_Settings):
@@ -230,6 +237,7 @@ def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
             _field_env("POD_NAME", "metadata.name"),
             _field_env("POD_NAMESPACE", "metadata.namespace"),
             {"name": "SWITCHYARD_POLICY", "value": policy},
+            *(var.model_dump() for var in settings.env),
         ],
         "resources": copy.deepcopy(settings.resources),
         "securityContext": security_context(settings.run_as_user),

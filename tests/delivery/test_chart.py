@@ -23,7 +23,7 @@ import promql_parser
 import pytest
 import yaml
 from switchyard_operator.metrics import ProviderCollector
-from switchyard_operator.webhook import HANDLER_ID, WebhookConfig
+from switchyard_operator.webhook import HANDLER_ID, WebhookConfig, inject_sidecar
 from switchyard_router.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +59,9 @@ CASES = [
     {"name": "loopback", "namespace": NS, "values": {"sidecar": {"healthPort": None}}},
     {"name": "nowebhook", "namespace": NS, "values": {"webhook": {"enabled": False}}},
     {"name": "bad", "namespace": NS, "values": {"operator": {"replicas": 0}}},
+    {"name": "badproxy", "namespace": NS, "values": {"proxy": {"httpsProxy": "socks5://proxy:1080"}}},
+    {"name": "proxied", "namespace": NS,
+     "values": {"proxy": {"httpsProxy": "http://proxy.corp:3128", "noProxy": ".svc.cluster.local,vllm"}}},
     {"name": "unscrapable", "namespace": NS,
      "values": {"sidecar": {"healthPort": None}, "monitoring": {"podMonitor": {"enabled": True}}}},
 ]
@@ -163,10 +166,11 @@ def test_lint_is_clean(rendered: dict[str, Any]) -> None:
 
 def test_schema_refuses_bad_values_at_install(rendered: dict[str, Any]) -> None:
     assert "replicas" in rendered["cases"]["bad"]["error"]
+    assert "httpsProxy" in rendered["cases"]["badproxy"]["error"]
     assert "loopback-only router cannot be scraped" in rendered["cases"]["unscrapable"]["error"]
 
 
-@pytest.mark.parametrize("case", ["sy", "full", "loopback"])
+@pytest.mark.parametrize("case", ["sy", "full", "loopback", "proxied"])
 def test_every_manifest_is_valid_kubernetes(rendered: dict[str, Any], kubernetes_validate: Any, case: str) -> None:
     docs = documents(rendered, case)
     crds = [d for p in sorted((CHART / "crds").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
@@ -434,6 +438,23 @@ def test_an_unknown_series_or_bad_syntax_is_caught() -> None:
     assert "switchyard_request_total" not in exported_series()  # the real one is _requests_total
     with pytest.raises(ValueError, match="parenthesis"):
         promql_parser.parse("sum by (x (rate(y[5m]))")
+
+
+def test_proxy_values_reach_the_operators_probes_and_every_injected_router(rendered: dict[str, Any]) -> None:
+    expected = [
+        {"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"},
+        {"name": "NO_PROXY", "value": ".svc.cluster.local,vllm"},
+    ]
+    for case, env in (("sy", []), ("proxied", expected)):
+        docs = documents(rendered, case)
+        container = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        assert [e for e in container["env"] if e["name"].endswith("_PROXY")] == env
+        config = yaml.safe_load(find(docs, "ConfigMap", f"{case}-switchyard-webhook")["data"]["config.yaml"])
+        router = inject_sidecar(
+            {"metadata": {}, "spec": {"containers": [{"name": "app"}]}}, "chatbot",
+            WebhookConfig.model_validate(config).sidecar,
+        )["spec"]["initContainers"][0]
+        assert [e for e in router["env"] if e["name"].endswith("_PROXY")] == env
 
 
 def test_loopback_only_sidecar(rendered: dict[str, Any]) -> None:

@@ -115,3 +115,13 @@ seccompProfile:
   resources: [kopfpeerings]
   verbs: [get, list, watch, patch]
 {{- end }}
+
+{{/* The egress proxy variables (`proxy` values) as container env: the operator's probes and the injected routers. */}}
+{{- define "switchyard.proxyEnv" -}}
+{{- range $name, $key := dict "HTTPS_PROXY" "httpsProxy" "HTTP_PROXY" "httpProxy" "NO_PROXY" "noProxy" }}
+{{- with index $.Values.proxy $key }}
+- name: {{ $name }}
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
