@@ -26,7 +26,7 @@ import aiohttp
 from .adapters import StreamState, StreamTranslator, UpstreamRequest, Usage
 from .adapters.base import JSON
 from .backoff import retry_delay
-from .errors import ErrorKind, UpstreamError
+from .errors import WAIT_KINDS, ErrorKind, UpstreamError
 from .limits import exhausted_for
 from .metrics import Metrics, TargetSeries
 from .redact import Redactor
@@ -334,6 +334,16 @@ class _Run(Generic[T]):
         return True
 
     def _exhausted(self, skipped: list[tuple[TargetRuntime, str]]) -> UpstreamError:
+        err = self._final_error(skipped)
+        if err.kind in WAIT_KINDS:
+            # When the route could serve again: its soonest target out of a breaker's cooldown
+            # and with a key rested (a provider's Retry-After rests the key that long).
+            wait = min(t.ready_at() for t in self.route.targets) - time.monotonic()
+            if 0 < wait < float("inf"):  # no key at all: nothing to wait for
+                err.retry_after = wait
+        return err
+
+    def _final_error(self, skipped: list[tuple[TargetRuntime, str]]) -> UpstreamError:
         if self.last is not None:
             return self.last
         if skipped:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 import orjson
@@ -33,6 +34,10 @@ _CLIENT_STATUS: dict[ErrorKind, tuple[int, str]] = {
 }
 
 
+# The kinds after which waiting helps: the client is told how long (Retry-After).
+WAIT_KINDS = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.OVERLOADED})
+
+
 class UpstreamError(Exception):
     """A failed attempt against one target, classified.
 
@@ -60,6 +65,13 @@ class UpstreamError(Exception):
         if self.kind is ErrorKind.BAD_REQUEST and self.status and 400 <= self.status < 500:
             return self.status  # a client error comes back as the provider said it
         return _CLIENT_STATUS[self.kind][0]
+
+    def client_headers(self) -> dict[str, str] | None:
+        """How long a client should wait, on a 429 or 503: the SDKs' retries read these."""
+        if self.retry_after is None or self.kind not in WAIT_KINDS:
+            return None
+        seconds = max(self.retry_after, 0.001)
+        return {"Retry-After": str(math.ceil(seconds)), "retry-after-ms": str(math.ceil(seconds * 1000))}
 
     def client_body(self) -> bytes:
         code = self.code or (

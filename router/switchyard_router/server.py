@@ -186,7 +186,10 @@ class Router:
         except UpstreamError as err:
             self.metrics.request_done(name, err.kind.value)
             return web.Response(
-                status=err.client_status(), body=err.client_body(), content_type="application/json"
+                status=err.client_status(),
+                body=err.client_body(),
+                content_type="application/json",
+                headers=err.client_headers(),
             )
         self.metrics.request_done(name, "ok")
         headers = _served_headers(name, result.served)
@@ -210,7 +213,10 @@ class Router:
         except UpstreamError as err:
             self.metrics.request_done(name, err.kind.value)
             return web.Response(
-                status=err.client_status(), body=err.client_body(), content_type="application/json"
+                status=err.client_status(),
+                body=err.client_body(),
+                content_type="application/json",
+                headers=err.client_headers(),
             )
         headers = {**_SSE_HEADERS, **_served_headers(name, served)}
         if stream.finished:

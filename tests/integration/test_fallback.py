@@ -168,3 +168,41 @@ async def test_round_robin_spreads_and_several_keys_rotate(sim, start_router):
     assert providers == ["primary", "claude", "gem"] * 2
     by_key = sim.stats()["primary"]["keys"]
     assert by_key == {"1111": 1, "2222": 1}
+
+
+async def test_a_rate_limited_route_tells_the_client_when_to_come_back(sim, start_router):
+    table = table_for(sim.url, targets=[{"provider": "primary", "model": "gpt-sim"}], retry={"attempts": 1})
+    _, client = await client_for(start_router, table)
+    sim.set_faults("primary", error_rate=1.0, error_status=429, retry_after=7)
+    for stream in (False, True):
+        with pytest.raises(openai.RateLimitError) as caught:
+            await ask(client, stream=stream)
+        headers = caught.value.response.headers
+        # The provider's Retry-After rested the key: the route is ready again in just under 7 s.
+        assert headers["retry-after"] == "7"
+        assert 6000 < int(headers["retry-after-ms"]) <= 7000
+
+
+async def test_a_route_with_every_circuit_open_says_when_the_first_closes(sim, start_router):
+    table = table_for(sim.url, retry={"attempts": 1})
+    table["circuitBreaker"] = {"consecutiveFailures": 1, "cooldown": "30s", "failOpen": False}
+    router, client = await client_for(start_router, table)
+    for name in ("primary", "claude", "gem"):
+        sim.set_faults(name, error_rate=1.0, error_status=503)
+    with pytest.raises(openai.APIStatusError) as first:
+        await ask(client)
+    assert first.value.status_code == 503
+    router.table.routes["chat"].targets[1].breaker.open_until -= 20  # claude's cooldown ends first
+    with pytest.raises(openai.APIStatusError) as refused:
+        await ask(client)
+    assert refused.value.status_code == 503
+    assert refused.value.response.headers["retry-after"] == "10"
+
+
+async def test_no_retry_after_when_nothing_says_how_long(sim, start_router):
+    table = table_for(sim.url, targets=[{"provider": "primary", "model": "gpt-sim"}], retry={"attempts": 1})
+    _, client = await client_for(start_router, table)
+    sim.set_faults("primary", error_rate=1.0, error_status=500)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await ask(client)
+    assert "retry-after" not in caught.value.response.headers

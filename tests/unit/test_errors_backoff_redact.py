@@ -96,3 +96,16 @@ def test_logging_filter_scrubs_records(caplog):
     assert "top-secret-value" not in caplog.text
     assert "[REDACTED]" in caplog.text
     assert "nothing to hide" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "retry_after", "expected"),
+    [
+        (ErrorKind.RATE_LIMITED, 6.2, {"Retry-After": "7", "retry-after-ms": "6200"}),
+        (ErrorKind.OVERLOADED, 0.0, {"Retry-After": "1", "retry-after-ms": "1"}),  # never "wait 0"
+        (ErrorKind.RATE_LIMITED, None, None),
+        (ErrorKind.SERVER_ERROR, 5.0, None),  # waiting is no cure for a 502
+    ],
+)
+def test_a_client_is_told_how_long_to_wait_only_when_waiting_helps(kind, retry_after, expected):
+    assert UpstreamError(kind, "m", retry_after=retry_after).client_headers() == expected
