@@ -70,6 +70,7 @@ class JSONResult:
     usage: Usage
     cost: Decimal | None
     served: Served
+    request_id: str | None  # the provider's, for the client's support ticket
 
 
 class Dispatcher:
@@ -133,7 +134,7 @@ class Dispatcher:
                 route.route.name, target.provider.name, target.model_label, operation
             )
             started = perf_counter()
-            status, headers, raw = await self._send(target, key, series, request, timeout)
+            status, headers, raw, request_id = await self._send(target, key, series, request, timeout)
             if status >= 300:
                 raise adapter.error(status, headers, raw)
             if operation == "embeddings":
@@ -141,7 +142,7 @@ class Dispatcher:
             else:
                 out, usage = adapter.chat_response(raw, target.model)
             cost = self.ledger.account(target, key, series, perf_counter() - started, usage)
-            return JSONResult(out, usage, cost, Served(target, 0))
+            return JSONResult(out, usage, cost, Served(target, 0), request_id)
 
         result, served = await _Run(self, route, body, prompt_tokens, attempt).execute()
         result.served = served
@@ -154,7 +155,7 @@ class Dispatcher:
         series: TargetSeries,
         request: UpstreamRequest,
         timeout: float,
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, dict[str, str], bytes, str | None]:
         target.in_flight += 1
         watchdog = Watchdog(timeout, float("inf"))
         try:
@@ -165,7 +166,7 @@ class Dispatcher:
                     headers = (
                         {k.lower(): v for k, v in response.headers.items()} if response.status >= 300 else {}
                     )
-                    return response.status, headers, raw
+                    return response.status, headers, raw, upstream_request_id(response.headers)
         except asyncio.CancelledError:
             if not watchdog.fired():
                 raise
@@ -197,6 +198,12 @@ class Dispatcher:
             return stream
 
         return await _Run(self, route, body, prompt_tokens, attempt).execute()
+
+
+def upstream_request_id(headers: Mapping[str, str]) -> str | None:
+    """The provider's id for the request: OpenAI-compatible APIs say x-request-id, Anthropic
+    request-id. It goes back to the client as x-request-id, where the SDKs look for it."""
+    return headers.get("x-request-id") or headers.get("request-id")
 
 
 def adapt_to_headers(key: KeyRuntime, headers: Mapping[str, str]) -> None:
@@ -391,6 +398,7 @@ class UpstreamStream:
         self._last_chunk = 0.0
         self._open = False
         self.finished = False
+        self.request_id: str | None = None
 
     async def open(self, upstreams: Upstreams, request: UpstreamRequest, first_timeout: float) -> None:
         """Send the request and read up to the first frames for the client (`first`); an
@@ -403,6 +411,7 @@ class UpstreamStream:
             with watchdog:
                 self._response = response = await upstreams.send(self.target.provider, request)
                 adapt_to_headers(self.key, response.headers)
+                self.request_id = upstream_request_id(response.headers)
                 if response.status >= 300:
                     raw = await response.read()
                     headers = {k.lower(): v for k, v in response.headers.items()}

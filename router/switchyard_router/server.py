@@ -194,6 +194,8 @@ class Router:
         self.metrics.request_done(name, "ok")
         headers = _served_headers(name, result.served)
         headers["x-switchyard-cost-usd"] = "unpriced" if result.cost is None else str(result.cost)
+        if result.request_id:
+            headers["x-request-id"] = result.request_id
         return web.Response(body=result.body, content_type="application/json", headers=headers)
 
     async def _stream(
@@ -219,6 +221,8 @@ class Router:
                 headers=err.client_headers(),
             )
         headers = {**_SSE_HEADERS, **_served_headers(name, served)}
+        if stream.request_id:
+            headers["x-request-id"] = stream.request_id
         if stream.finished:
             # The upstream's whole stream came in one read: it goes out as one plain body, and
             # the counting waits until it has (the callback runs once this task has written it).

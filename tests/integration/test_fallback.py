@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import openai
@@ -206,3 +207,14 @@ async def test_no_retry_after_when_nothing_says_how_long(sim, start_router):
     with pytest.raises(openai.InternalServerError) as caught:
         await ask(client)
     assert "retry-after" not in caught.value.response.headers
+
+
+async def test_the_providers_request_id_reaches_the_client(sim, start_router):
+    """The SDKs expose x-request-id (`_request_id`): the provider's, for a support ticket."""
+    _, client = await client_for(start_router, table_for(sim.url))
+    answer = await client.chat.completions.create(model="primary/gpt-sim", messages=MESSAGES)
+    assert re.fullmatch(r"req_\w{32}", answer._request_id)
+    headers, _ = await ask(client, stream=True, model="claude/claude-sim")  # Anthropic says request-id
+    assert re.fullmatch(r"req_011C\w{20}", headers["x-request-id"])
+    headers, _ = await ask(client, stream=True, model="gem/gemini-sim")  # Gemini sends none
+    assert "x-request-id" not in headers
