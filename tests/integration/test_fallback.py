@@ -184,22 +184,6 @@ async def test_a_rate_limited_route_tells_the_client_when_to_come_back(sim, star
         assert 6000 < int(headers["retry-after-ms"]) <= 7000
 
 
-async def test_a_route_with_every_circuit_open_says_when_the_first_closes(sim, start_router):
-    table = table_for(sim.url, retry={"attempts": 1})
-    table["circuitBreaker"] = {"consecutiveFailures": 1, "cooldown": "30s", "failOpen": False}
-    router, client = await client_for(start_router, table)
-    for name in ("primary", "claude", "gem"):
-        sim.set_faults(name, error_rate=1.0, error_status=503)
-    with pytest.raises(openai.APIStatusError) as first:
-        await ask(client)
-    assert first.value.status_code == 503
-    router.table.routes["chat"].targets[1].breaker.open_until -= 20  # claude's cooldown ends first
-    with pytest.raises(openai.APIStatusError) as refused:
-        await ask(client)
-    assert refused.value.status_code == 503
-    assert refused.value.response.headers["retry-after"] == "10"
-
-
 async def test_no_retry_after_when_nothing_says_how_long(sim, start_router):
     table = table_for(sim.url, targets=[{"provider": "primary", "model": "gpt-sim"}], retry={"attempts": 1})
     _, client = await client_for(start_router, table)

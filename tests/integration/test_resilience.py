@@ -64,20 +64,22 @@ async def test_every_circuit_open_fails_open_to_the_soonest(sim, start_router):
     assert await served_by(client) == "gem"
 
 
-async def test_without_fail_open_an_all_open_route_refuses_fast(sim, start_router):
+async def test_without_fail_open_an_all_open_route_refuses_fast_and_says_for_how_long(sim, start_router):
     table = table_for(sim.url, retry={"attempts": 1})
     table["circuitBreaker"] = {"consecutiveFailures": 1, "cooldown": "30s", "failOpen": False}
-    _, client = await open_client(start_router, table)
+    router, client = await open_client(start_router, table)
     for name in ("primary", "claude", "gem"):
         sim.set_faults(name, error_rate=1.0, error_status=500)
     with pytest.raises(openai.APIStatusError):
         await served_by(client)
     before = sum(count(sim, n) for n in ("primary", "claude", "gem"))
+    router.table.routes["chat"].targets[1].breaker.open_until -= 20  # claude's cooldown ends first
     with pytest.raises(openai.APIStatusError) as caught:
         await served_by(client)
     assert caught.value.status_code == 503
     assert "unavailable" in caught.value.message
     assert sum(count(sim, n) for n in ("primary", "claude", "gem")) == before
+    assert caught.value.response.headers["retry-after"] == "10"  # when the first circuit closes
 
 
 async def test_a_refused_key_is_taken_out_and_the_next_key_serves(sim, start_router, caplog):
