@@ -24,7 +24,7 @@ from typing import Generic, TypeVar
 import aiohttp
 
 from .adapters import StreamState, StreamTranslator, UpstreamRequest, Usage
-from .adapters.base import JSON
+from .adapters.base import JSON, upstream_request_id
 from .backoff import retry_delay
 from .errors import WAIT_KINDS, ErrorKind, UpstreamError
 from .limits import exhausted_for
@@ -107,13 +107,14 @@ class Dispatcher:
         else:
             target.breaker.success(now)  # the provider answered: it is up, the request was the issue
         log.warning(
-            "attempt failed: route=%s provider=%s model=%s key=%s kind=%s status=%s: %s",
+            "attempt failed: route=%s provider=%s model=%s key=%s kind=%s status=%s request_id=%s: %s",
             route,
             target.provider.name,
             target.model,
             key.name,
             kind.value,
             err.status,
+            err.request_id,
             err.message,
         )
 
@@ -198,12 +199,6 @@ class Dispatcher:
             return stream
 
         return await _Run(self, route, body, prompt_tokens, attempt).execute()
-
-
-def upstream_request_id(headers: Mapping[str, str]) -> str | None:
-    """The provider's id for the request: OpenAI-compatible APIs say x-request-id, Anthropic
-    request-id. It goes back to the client as x-request-id, where the SDKs look for it."""
-    return headers.get("x-request-id") or headers.get("request-id")
 
 
 def adapt_to_headers(key: KeyRuntime, headers: Mapping[str, str]) -> None:

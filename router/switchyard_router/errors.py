@@ -53,6 +53,7 @@ class UpstreamError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         code: str | None = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -60,18 +61,22 @@ class UpstreamError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.code = code
+        self.request_id = request_id  # the provider's, when it gave one
 
     def client_status(self) -> int:
         if self.kind is ErrorKind.BAD_REQUEST and self.status and 400 <= self.status < 500:
             return self.status  # a client error comes back as the provider said it
         return _CLIENT_STATUS[self.kind][0]
 
-    def client_headers(self) -> dict[str, str] | None:
-        """How long a client should wait, on a 429 or 503: the SDKs' retries read these."""
-        if self.retry_after is None or self.kind not in WAIT_KINDS:
-            return None
-        seconds = max(self.retry_after, 0.001)
-        return {"Retry-After": str(math.ceil(seconds)), "retry-after-ms": str(math.ceil(seconds * 1000))}
+    def client_headers(self) -> dict[str, str]:
+        """The provider's request id, and on a 429 or 503 how long a client should wait: the
+        SDKs' retries read Retry-After and retry-after-ms."""
+        headers = {"x-request-id": self.request_id} if self.request_id else {}
+        if self.retry_after is not None and self.kind in WAIT_KINDS:
+            seconds = max(self.retry_after, 0.001)
+            headers["Retry-After"] = str(math.ceil(seconds))
+            headers["retry-after-ms"] = str(math.ceil(seconds * 1000))
+        return headers
 
     def client_body(self) -> bytes:
         code = self.code or (

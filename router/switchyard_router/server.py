@@ -141,7 +141,9 @@ class Router:
 
     def _ready_table(self) -> CompiledTable:
         if self.table is None:
-            raise RequestError(503, "no routing table loaded yet")
+            error = RequestError(503, "no routing table loaded yet")
+            error.response.headers["Retry-After"] = "1"  # the SDKs retry after that long
+            raise error
         return self.table
 
     # --- endpoints -------------------------------------------------------------------

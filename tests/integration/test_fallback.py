@@ -90,11 +90,14 @@ async def test_a_short_retry_after_is_honoured_on_the_same_target(sim, start_rou
     assert requests_to(sim, "primary") == 2
 
 
-async def test_client_errors_come_back_and_are_never_retried(sim, start_router):
+async def test_client_errors_come_back_and_are_never_retried(sim, start_router, caplog):
     _, client = await client_for(start_router, table_for(sim.url))
     sim.set_faults("primary", error_rate=1.0, error_status=400)
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError) as caught:
         await ask(client)
+    # With the provider's request id, in the client's error and in the router's log.
+    assert re.fullmatch(r"req_\w{32}", caught.value.request_id)
+    assert f"request_id={caught.value.request_id}" in caplog.text
     assert requests_to(sim, "primary") == 1
     assert requests_to(sim, "claude") == 0 and requests_to(sim, "gem") == 0
 

@@ -239,6 +239,7 @@ async def test_not_ready_without_a_table():
             assert (await client.get("/readyz")).status == 503
             resp = await client.post("/v1/chat/completions", json={"model": "chat", "messages": []})
             assert resp.status == 503
+            assert resp.headers["Retry-After"] == "1"
             assert (await client.get("/v1/models")).status == 200
     finally:
         await runner.cleanup()

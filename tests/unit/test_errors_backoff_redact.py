@@ -103,9 +103,14 @@ def test_logging_filter_scrubs_records(caplog):
     [
         (ErrorKind.RATE_LIMITED, 6.2, {"Retry-After": "7", "retry-after-ms": "6200"}),
         (ErrorKind.OVERLOADED, 0.0, {"Retry-After": "1", "retry-after-ms": "1"}),  # never "wait 0"
-        (ErrorKind.RATE_LIMITED, None, None),
-        (ErrorKind.SERVER_ERROR, 5.0, None),  # waiting is no cure for a 502
+        (ErrorKind.RATE_LIMITED, None, {}),
+        (ErrorKind.SERVER_ERROR, 5.0, {}),  # waiting is no cure for a 502
     ],
 )
 def test_a_client_is_told_how_long_to_wait_only_when_waiting_helps(kind, retry_after, expected):
     assert UpstreamError(kind, "m", retry_after=retry_after).client_headers() == expected
+
+
+def test_the_providers_request_id_goes_with_any_error():
+    err = UpstreamError(ErrorKind.BAD_REQUEST, "m", status=400, request_id="req_1")
+    assert err.client_headers() == {"x-request-id": "req_1"}

@@ -170,8 +170,18 @@ class ProviderAdapter(ABC):
         kind = kind_from_status(status)
         message = error_message(body) or f"upstream answered HTTP {status}"
         return UpstreamError(
-            kind, message, status=status, retry_after=parse_retry_after(headers.get("retry-after"))
+            kind,
+            message,
+            status=status,
+            retry_after=parse_retry_after(headers.get("retry-after")),
+            request_id=upstream_request_id(headers),
         )
+
+
+def upstream_request_id(headers: Mapping[str, str]) -> str | None:
+    """The provider's id for a request: OpenAI-compatible APIs say x-request-id, Anthropic
+    request-id. It goes back to the client as x-request-id, where the SDKs look for it."""
+    return headers.get("x-request-id") or headers.get("request-id")
 
 
 def error_message(body: bytes) -> str | None:
