@@ -276,10 +276,18 @@ class Router:
     async def models(self, request: web.BaseRequest) -> web.Response:
         table = self.table
         names = table.model_names() if table else []
-        data = [{"id": n, "object": "model", "created": 0, "owned_by": "switchyard"} for n in names]
+        data = [_model_object(n) for n in names]
         return web.Response(
             body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
         )
+
+    def model(self, name: str) -> web.Response:
+        """GET /v1/models/{model}: a route, or any `<provider>/<model>` a request may pin."""
+        try:
+            self._route(self._ready_table(), {"model": name})
+        except RequestError as exc:
+            return exc.response
+        return web.Response(body=orjson.dumps(_model_object(name)), content_type="application/json")
 
     async def usage(self, request: web.BaseRequest) -> web.Response:
         """This process's cumulative spend since it started (what it reports to the operator)."""
@@ -322,6 +330,8 @@ class Router:
                 return denied  # before the routes: a caller without a token learns nothing
             handler = routes.get((request.method, request.path))
             if handler is None:
+                if request.method in ("GET", "HEAD") and request.path.startswith(_MODEL_PATH):
+                    return self.model(request.path[len(_MODEL_PATH) :])
                 return _no_route(known, request)
             return await handler(request)
 
@@ -400,6 +410,13 @@ def _served_headers(route: str, served: Served) -> dict[str, str]:
 async def _write_quietly(response: web.StreamResponse, data: bytes, eof: bool = False) -> None:
     with contextlib.suppress(ConnectionResetError, OSError):  # the client may have left first
         await (response.write_eof(data) if eof else response.write(data))
+
+
+_MODEL_PATH = "/v1/models/"
+
+
+def _model_object(name: str) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "switchyard"}
 
 
 def _no_route(known: set[str], request: web.BaseRequest) -> web.Response:

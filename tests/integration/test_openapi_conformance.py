@@ -70,3 +70,5 @@ async def test_errors_and_models_conform(post):
     check("ErrorResponse", orjson.loads(raw))
     async with post.http.get(f"{post.url}/v1/models") as resp:
         check("ListModelsResponse", await resp.json())
+    async with post.http.get(f"{post.url}/v1/models/claude/claude-sim") as resp:
+        check("Model", await resp.json())

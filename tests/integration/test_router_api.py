@@ -162,6 +162,17 @@ async def test_models_lists_routes_and_pinned_models(gateway):
     assert "claude/claude-sim" in ids and "gem/gemini-sim" in ids
 
 
+async def test_one_model_is_retrieved_by_its_id_as_the_sdk_asks(gateway):
+    _, client = gateway
+    for name in ("chat", "claude/claude-sim", "primary/gpt-anything"):  # any model may be pinned
+        model = await client.models.retrieve(name)
+        assert (model.id, model.object, model.owned_by) == (name, "model", "switchyard")
+    for unknown in ("nope", "nobody/gpt-sim"):
+        with pytest.raises(openai.NotFoundError) as caught:
+            await client.models.retrieve(unknown)
+        assert caught.value.code == "model_not_found"
+
+
 async def test_unknown_model_is_a_404(gateway):
     _, client = gateway
     with pytest.raises(openai.NotFoundError) as caught:
