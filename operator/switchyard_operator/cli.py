@@ -50,6 +50,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--webhook", type=Path, metavar="CONFIG",
         help="also serve the sidecar-injection webhook, configured by this YAML file (see webhook.py)",
     )
+    parser.add_argument(
+        "--log-format", choices=["text", "json"], default="text",
+        help="json: one object a line, as kopf writes them, for a log pipeline",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="more logs")
     parser.add_argument("--debug", action="store_true", help="debug logs")
     return parser.parse_args(argv)
@@ -68,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         from .metrics import serve
 
         serve(args.metrics_port)
-    kopf.configure(verbose=args.verbose, debug=args.debug)
+    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
+    # JSON lines name the resource each message is about (under "k8s").
+    refkey = "k8s" if args.log_format == "json" else None
+    kopf.configure(verbose=args.verbose, debug=args.debug, log_format=log_format, log_refkey=refkey)
     asyncio.run(
         kopf.operator(
             clusterwide=args.all_namespaces,

@@ -102,6 +102,7 @@ class SidecarSettings(_Settings):
     port: int = Field(8080, ge=1, le=65535)
     run_as_user: int = Field(10001, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     resources: JSON = Field(
         default_factory=lambda: {
             "requests": {"cpu": "50m", "memory": "64Mi"},
@@ -232,6 +233,7 @@ def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
             "--credentials-dir", CREDENTIALS_DIR,
             "--policy", policy,
             "--log-level", settings.log_level,
+            "--log-format", settings.log_format,
         ],
         "env": [
             _field_env("POD_NAME", "metadata.name"),

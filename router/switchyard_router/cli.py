@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--env-file", type=Path, help="environment file (default: .env when present)")
     p.add_argument("--credentials-dir", type=Path, help="directory with one file per API key")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--log-format",
+        default=os.environ.get("SWITCHYARD_LOG_FORMAT", "text"),
+        choices=["text", "json"],
+        help="json: one object a line (time, level, logger, message) for a log pipeline",
+    )
     p.add_argument("--health-port", type=int, help="also serve /healthz, /readyz, /metrics on this port")
     p.add_argument("--health-host", default="0.0.0.0", help="address of the health port (default: 0.0.0.0)")
     p.add_argument("--watch-interval", type=float, default=1.0, help="seconds between file checks")
@@ -122,10 +128,23 @@ async def serve(router: Router, sources: Sources, args: argparse.Namespace) -> N
         await kube.close()
 
 
+def log_handler(log_format: str) -> logging.Handler:
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        from pythonjsonlogger.orjson import OrjsonFormatter
+
+        names = {"levelname": "level", "name": "logger"}
+        handler.setFormatter(
+            OrjsonFormatter("{levelname}{name}{message}", style="{", timestamp="time", rename_fields=names)
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler = log_handler(args.log_format)
     logging.basicConfig(level=args.log_level, handlers=[handler])
     sources = Sources(args.config, args.env_file, args.credentials_dir)
     try:

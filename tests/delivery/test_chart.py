@@ -59,7 +59,9 @@ CASES = [
     {"name": "loopback", "namespace": NS, "values": {"sidecar": {"healthPort": None}}},
     {"name": "nowebhook", "namespace": NS, "values": {"webhook": {"enabled": False}}},
     {"name": "bad", "namespace": NS, "values": {"operator": {"replicas": 0}}},
+    {"name": "badlog", "namespace": NS, "values": {"logFormat": "yaml"}},
     {"name": "badproxy", "namespace": NS, "values": {"proxy": {"httpsProxy": "socks5://proxy:1080"}}},
+    {"name": "json", "namespace": NS, "values": {"logFormat": "json"}},
     {"name": "proxied", "namespace": NS,
      "values": {"proxy": {"httpsProxy": "http://proxy.corp:3128", "noProxy": ".svc.cluster.local,vllm"}}},
     {"name": "unscrapable", "namespace": NS,
@@ -455,6 +457,19 @@ def test_proxy_values_reach_the_operators_probes_and_every_injected_router(rende
             WebhookConfig.model_validate(config).sidecar,
         )["spec"]["initContainers"][0]
         assert [e for e in router["env"] if e["name"].endswith("_PROXY")] == env
+
+
+def test_json_logs_for_the_operator_and_every_injected_router(rendered: dict[str, Any]) -> None:
+    for case, expected in (("sy", "text"), ("json", "json")):
+        docs = documents(rendered, case)
+        args = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert ("--log-format=json" in args) is (expected == "json")
+        config = yaml.safe_load(find(docs, "ConfigMap", f"{case}-switchyard-webhook")["data"]["config.yaml"])
+        sidecar = WebhookConfig.model_validate(config).sidecar
+        router = inject_sidecar({"metadata": {}, "spec": {"containers": [{"name": "app"}]}}, "p", sidecar)
+        args = router["spec"]["initContainers"][0]["args"]
+        assert args[args.index("--log-format") + 1] == expected
+    assert "logFormat" in rendered["cases"]["badlog"]["error"]
 
 
 def test_loopback_only_sidecar(rendered: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from .conftest import table_for
+from .conftest import KEYS, table_for
 
 
 def free_port() -> int:
@@ -244,3 +245,24 @@ async def test_a_stop_lets_a_stream_in_flight_finish_and_takes_no_new_requests(s
     assert b'"finish_reason":"stop"' in events[-2] or b'"finish_reason":"stop"' in events[-3]
     _, err = await asyncio.wait_for(process.communicate(), 10)
     assert process.returncode == 0, err
+
+
+async def test_json_logs_are_one_object_a_line(sim, tmp_path: Path):
+    config = tmp_path / "t.yaml"
+    config.write_text(yaml.safe_dump(table_for(sim.url)))
+    port = free_port()
+    process = await run_router(
+        "--port", str(port), "--config", str(config), "--log-format", "json", env=KEYS
+    )
+    await wait_listening(process)
+    sim.set_faults("primary", error_rate=1.0, error_status=500)
+    async with aiohttp.ClientSession() as http:
+        body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+        async with http.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body) as resp:
+            assert resp.headers["x-switchyard-provider"] == "claude"
+    err = await stop(process)
+    lines = [json.loads(line) for line in err.decode().splitlines()]
+    failed = [line for line in lines if line["message"].startswith("attempt failed: route=chat provider=primary")]
+    assert failed and failed[0]["level"] == "WARNING" and failed[0]["logger"] == "switchyard.router"
+    assert all(set(line) >= {"time", "level", "logger", "message"} for line in lines)
+    assert b"sk-primary-secret-0001" not in err

@@ -32,11 +32,16 @@ def test_cli_runs_kopf_with_peering_and_namespaces(monkeypatch):
     assert cli.main(["-n", "a", "--namespace", "b", "--priority", "5", "-v"]) == 0
     assert seen["namespaces"] == ["a", "b"] and seen["clusterwide"] is False
     assert seen["peering_name"] == "switchyard" and seen["standalone"] is False and seen["priority"] == 5
-    assert seen["memo"].connection is None and seen["logging"] == {"verbose": True, "debug": False}
+    assert seen["memo"].connection is None
+    assert seen["logging"] == {
+        "verbose": True, "debug": False, "log_format": kopf.LogFormat.FULL, "log_refkey": None
+    }
     seen.clear()
-    assert cli.main(["--all-namespaces", "--standalone", "--liveness", "http://0.0.0.0:8080/healthz"]) == 0
+    argv = ["--all-namespaces", "--standalone", "--liveness", "http://0.0.0.0:8080/healthz", "--log-format", "json"]
+    assert cli.main(argv) == 0
     assert seen["clusterwide"] is True and seen["standalone"] is True
     assert seen["liveness_endpoint"] == "http://0.0.0.0:8080/healthz"
+    assert seen["logging"]["log_format"] is kopf.LogFormat.JSON and seen["logging"]["log_refkey"] == "k8s"
 
 
 def test_cli_refuses_peering_with_standalone(capsys):
