@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import re
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass
@@ -135,8 +136,11 @@ class Simulator:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on host:port (0 picks a free port); returns the base URL, e.g. http://127.0.0.1:PORT."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> str:
+        """Serve on host:port (0 picks a free port), over TLS with `ssl_context`; returns the
+        base URL, e.g. http://127.0.0.1:PORT."""
         if self._runner is not None:
             raise RuntimeError("simulator already started")
         self._closing = asyncio.Event()
@@ -164,13 +168,13 @@ class Simulator:
         )
         runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         self._runner = runner
         sockets = runner.addresses
         bound_port = sockets[0][1] if sockets else port
         shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{bound_port}"
+        self.url = f"{'https' if ssl_context else 'http'}://{shown}:{bound_port}"
         return self.url
 
     async def stop(self) -> None:
