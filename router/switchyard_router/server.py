@@ -187,12 +187,7 @@ class Router:
             raise
         except UpstreamError as err:
             self.metrics.request_done(name, err.kind.value)
-            return web.Response(
-                status=err.client_status(),
-                body=err.client_body(),
-                content_type="application/json",
-                headers=err.client_headers(),
-            )
+            return _failed(err)
         self.metrics.request_done(name, "ok")
         headers = _served_headers(name, result.served)
         headers["x-switchyard-cost-usd"] = "unpriced" if result.cost is None else str(result.cost)
@@ -216,12 +211,7 @@ class Router:
             raise
         except UpstreamError as err:
             self.metrics.request_done(name, err.kind.value)
-            return web.Response(
-                status=err.client_status(),
-                body=err.client_body(),
-                content_type="application/json",
-                headers=err.client_headers(),
-            )
+            return _failed(err)
         headers = {**_SSE_HEADERS, **_served_headers(name, served)}
         if stream.request_id:
             headers["x-request-id"] = stream.request_id
@@ -396,6 +386,16 @@ class _EventStream(web.StreamResponse):
     # The header block goes out with the first frames in one write (as web.Response does),
     # not in a packet of its own: we only prepare once those frames are in hand.
     _send_headers_immediately = False
+
+
+def _failed(err: UpstreamError) -> web.Response:
+    """What a client gets when every target failed: OpenAI's error body and status."""
+    return web.Response(
+        status=err.client_status(),
+        body=err.client_body(),
+        content_type="application/json",
+        headers=err.client_headers(),
+    )
 
 
 def _served_headers(route: str, served: Served) -> dict[str, str]:
