@@ -72,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="listen on a non-loopback address without caller tokens (not recommended)",
     )
     args = p.parse_args(argv)
+    if args.log_format not in ("text", "json"):  # argparse checks a flag's value, not a default
+        p.error(f"SWITCHYARD_LOG_FORMAT={args.log_format!r} is invalid: expected text or json")
     if args.env_file is None and Path(".env").exists():
         args.env_file = Path(".env")
     return args

@@ -15,3 +15,14 @@ def test_a_subcommand_gets_the_rest_of_the_arguments(capsys: pytest.CaptureFixtu
         main(["sim", "--help"])
     assert stop.value.code == 0
     assert "--port" in capsys.readouterr().out
+
+
+def test_a_bad_log_format_from_the_environment_stops_start_up(monkeypatch, capsys):
+    from switchyard_router.cli import parse_args
+
+    monkeypatch.setenv("SWITCHYARD_LOG_FORMAT", "yaml")
+    with pytest.raises(SystemExit):
+        parse_args([])
+    assert "SWITCHYARD_LOG_FORMAT='yaml' is invalid: expected text or json" in capsys.readouterr().err
+    monkeypatch.setenv("SWITCHYARD_LOG_FORMAT", "json")
+    assert parse_args([]).log_format == "json"
