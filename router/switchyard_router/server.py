@@ -68,6 +68,7 @@ class Router:
         self.ledger = UsageLedger(policy=policy)
         self.dispatcher = Dispatcher(self.upstreams, self.metrics, self.redactor, self.ledger)
         self.table: CompiledTable | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._keys: list[str | None] = []
         self.max_body_bytes = max_body_bytes
         self.metrics.watch(lambda: self.table.targets() if self.table else [])
@@ -83,12 +84,29 @@ class Router:
         previous, self.table = self.table, compiled
         if previous is not None:
             self.metrics.table_info.remove(previous.digest)
+            self._retire_sessions_after(previous)
         self.metrics.table_info.labels(compiled.digest).set(1)
         self.metrics.table_loads.labels("ok").inc()
         if self.exact_tokens:
             self._preload_encodings(compiled)
         log.info("serving routing table %s: routes %s", compiled.digest, ", ".join(compiled.routes) or "none")
         return compiled
+
+    def _retire_sessions_after(self, previous: CompiledTable) -> None:
+        """Close the sessions of providers a reload dropped or moved, once the requests the old
+        table started are out of time: closing at once would cut them off."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # before the loop runs no session is open
+            return
+        grace = max((route.deadline for route in previous.table.routes), default=0.0)
+        loop.call_later(grace, self._retire_sessions)
+
+    def _retire_sessions(self) -> None:
+        keep = {(p.name, p.base_url) for p in self.table.table.providers} if self.table else set()
+        task = asyncio.ensure_future(self.upstreams.retire(keep))
+        self._tasks.add(task)  # held until done: the loop keeps only a weak reference
+        task.add_done_callback(self._tasks.discard)
 
     def _preload_encodings(self, compiled: CompiledTable) -> None:
         models = [t.model for t in compiled.targets() if t.context_window is not None]

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
+
 import aiohttp
 import openai
 import pytest
+from openai import AsyncOpenAI
+from switchyard_router.credentials import CredentialStore
+from switchyard_router.table import load_table
 
 from .conftest import KEYS, table_for
 
@@ -311,3 +317,25 @@ async def test_spend_per_request_adds_up_in_usage_and_metrics(sim, start_router)
     metrics = router.metrics.render().decode()
     assert 'switchyard_unpriced_requests_total{model="claude-sim",provider="claude"} 1.0' in metrics
     assert 'switchyard_cost_usd_total{model="gpt-sim",provider="primary",route="chat"}' in metrics
+
+
+async def test_a_reload_that_moves_a_provider_closes_its_old_session_after_the_old_deadline(sim, start_router):
+    table = table_for(sim.url, deadline="300ms")
+    router, url = await start_router(table)
+    async with AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+        for model in ("primary/gpt-sim", "claude/claude-sim"):
+            await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
+        sessions = dict(router.upstreams._sessions)
+        moved = copy.deepcopy(table)
+        moved["providers"][0]["baseURL"] = f"{sim.url}/moved/v1"
+        router.load(load_table(moved), CredentialStore(KEYS))
+        old_primary = sessions[("primary", f"{sim.url}/primary/v1")].session
+        assert not old_primary.closed  # requests the old table started may still be using it
+        await asyncio.sleep(0.5)
+        assert old_primary.closed
+        assert not sessions[("claude", f"{sim.url}/claude")].session.closed  # still in the table
+        answer = await client.chat.completions.with_raw_response.create(
+            model="primary/gpt-sim", messages=[{"role": "user", "content": "x"}]
+        )
+        assert answer.headers["x-switchyard-provider"] == "primary"
+    assert sim.stats()["moved"]["requests"] == 1
