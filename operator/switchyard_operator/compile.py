@@ -47,7 +47,6 @@ class Reason(StrEnum):
     COMPILED = "Compiled"
     INVALID_SPEC = "InvalidSpec"
     UNKNOWN_PROVIDER = "UnknownProvider"
-    PROVIDER_NOT_READY = "ProviderNotReady"
     SECRET_NOT_FOUND = "SecretNotFound"
     KEY_MISSING = "KeyMissing"
     INVALID_TABLE = "InvalidTable"

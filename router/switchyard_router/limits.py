@@ -34,11 +34,6 @@ class TokenBucket:
         self._refill(now)
         self.level -= amount
 
-    def drain_until(self, until: float, now: float) -> None:
-        """The provider says the quota is used up until `until`: empty the bucket to match."""
-        self._refill(now)
-        self.level = min(self.level, -(until - now) * self.rate)
-
 
 class Quota:
     """A requests bucket and a tokens bucket, either of them optional."""

@@ -23,10 +23,6 @@ class Encoding(Protocol):
     def encode_ordinary(self, text: str) -> list[int]: ...
 
 
-def estimate(raw_body: bytes) -> int:
-    return len(raw_body) // 4
-
-
 def prompt_text(body: dict[str, Any]) -> tuple[str, int]:
     """All text a model reads as its prompt, and the number of messages."""
     parts: list[str] = []

@@ -88,13 +88,6 @@ def test_token_bucket_refills_over_time_and_allows_debt():
     assert bucket.has(1000, 200)  # a request bigger than the bucket goes when it is full
 
 
-def test_drain_until_empties_for_the_reset_time():
-    bucket = TokenBucket(60, now=0)
-    bucket.drain_until(until=10, now=0)
-    assert not bucket.has(1, 9.5)
-    assert bucket.has(1, 11.1)
-
-
 def test_quota_combines_requests_and_tokens():
     quota = Quota(requests_per_minute=2, tokens_per_minute=1000, now=0)
     assert quota.allows(500, 0)
