@@ -65,6 +65,8 @@ TABLE_DIR = "/etc/switchyard/table"
 CREDENTIALS_DIR = "/etc/switchyard/credentials"
 TABLE_VOLUME = "switchyard-table"
 CREDENTIALS_VOLUME = "switchyard-credentials"
+TRUST_DIR = "/etc/switchyard/trust"
+TRUST_VOLUME = "switchyard-trust"
 HANDLER_ID = "inject_router"  # also the URL path of the webhook: /inject_router
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -93,6 +95,14 @@ class EnvVar(_Settings):
     value: str
 
 
+class TrustBundle(_Settings):
+    """A ConfigMap with the CA certificates provider TLS is checked against (trust-manager's
+    Bundle puts one in every namespace). It replaces the image's roots: include the public ones."""
+
+    config_map: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
+    key: str = Field("ca-certificates.crt", pattern=r"^[-._a-zA-Z0-9]+$")
+
+
 class SidecarSettings(_Settings):
     """What the chart's `sidecar` values become (rendered into the webhook's config file)."""
 
@@ -118,6 +128,7 @@ class SidecarSettings(_Settings):
     liveness: ProbeTiming = ProbeTiming(period_seconds=20, timeout_seconds=3, failure_threshold=3)
     # Added to the router's env (the chart's `proxy` values: HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
     env: list[EnvVar] = []
+    trust_bundle: TrustBundle | None = None
 
 
 class SelfManagedCerts(_Settings):
@@ -252,6 +263,11 @@ def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
         ],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if settings.trust_bundle is not None:
+        # Read by OpenSSL when the router starts: every provider's certificate is checked against it.
+        bundle = f"{TRUST_DIR}/{settings.trust_bundle.key}"
+        container["env"].append({"name": "SSL_CERT_FILE", "value": bundle})
+        container["volumeMounts"].append({"name": TRUST_VOLUME, "mountPath": TRUST_DIR, "readOnly": True})
     if settings.health_port is not None:
         container["args"] += ["--health-port", str(settings.health_port)]
         container["ports"] = [
@@ -260,11 +276,14 @@ def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
     return container
 
 
-def volumes(policy: str) -> list[JSON]:
-    return [
+def volumes(policy: str, trust: TrustBundle | None = None) -> list[JSON]:
+    mounted = [
         {"name": TABLE_VOLUME, "configMap": {"name": f"{policy}-routes"}},
         {"name": CREDENTIALS_VOLUME, "secret": {"secretName": f"{policy}-credentials"}},
     ]
+    if trust is not None:
+        mounted.append({"name": TRUST_VOLUME, "configMap": {"name": trust.config_map}})
+    return mounted
 
 
 def _with_port_override(pod: JSON, settings: SidecarSettings) -> SidecarSettings:
@@ -308,12 +327,12 @@ def inject_sidecar(pod: JSON, policy: str, settings: SidecarSettings) -> JSON:
                 f"set the annotation {PORT_ANNOTATION} to a free port (or change the chart's sidecar ports)"
             )
     existing = {v.get("name") for v in spec.get("volumes", [])}
-    clash = existing & {TABLE_VOLUME, CREDENTIALS_VOLUME}
+    clash = existing & {TABLE_VOLUME, CREDENTIALS_VOLUME, TRUST_VOLUME}
     if clash:
         raise InjectionError(f"the pod already has volumes named {sorted(clash)}")
 
     spec["initContainers"] = [sidecar_container(policy, settings), *spec.get("initContainers", [])]
-    spec["volumes"] = [*spec.get("volumes", []), *volumes(policy)]
+    spec["volumes"] = [*spec.get("volumes", []), *volumes(policy, settings.trust_bundle)]
     metadata: JSON = out.setdefault("metadata", {})
     annotations: JSON = metadata.setdefault("annotations", {})
     if str(annotations.get(BASE_URL_ANNOTATION, "true")).lower() != "false":

@@ -62,6 +62,7 @@ CASES = [
     {"name": "badlog", "namespace": NS, "values": {"logFormat": "yaml"}},
     {"name": "badproxy", "namespace": NS, "values": {"proxy": {"httpsProxy": "socks5://proxy:1080"}}},
     {"name": "json", "namespace": NS, "values": {"logFormat": "json"}},
+    {"name": "trusted", "namespace": NS, "values": {"trustBundle": {"configMap": "corp-ca"}}},
     {"name": "proxied", "namespace": NS,
      "values": {"proxy": {"httpsProxy": "http://proxy.corp:3128", "noProxy": ".svc.cluster.local,vllm"}}},
     {"name": "unscrapable", "namespace": NS,
@@ -172,7 +173,7 @@ def test_schema_refuses_bad_values_at_install(rendered: dict[str, Any]) -> None:
     assert "loopback-only router cannot be scraped" in rendered["cases"]["unscrapable"]["error"]
 
 
-@pytest.mark.parametrize("case", ["sy", "full", "loopback", "proxied"])
+@pytest.mark.parametrize("case", ["sy", "full", "loopback", "proxied", "trusted"])
 def test_every_manifest_is_valid_kubernetes(rendered: dict[str, Any], kubernetes_validate: Any, case: str) -> None:
     docs = documents(rendered, case)
     crds = [d for p in sorted((CHART / "crds").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
@@ -470,6 +471,20 @@ def test_json_logs_for_the_operator_and_every_injected_router(rendered: dict[str
         args = router["spec"]["initContainers"][0]["args"]
         assert args[args.index("--log-format") + 1] == expected
     assert "logFormat" in rendered["cases"]["badlog"]["error"]
+
+
+def test_a_trust_bundle_reaches_the_operators_probes_and_every_injected_router(rendered: dict[str, Any]) -> None:
+    docs = documents(rendered, "trusted")
+    pod = find(docs, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {"name": "SSL_CERT_FILE", "value": "/etc/switchyard/trust/ca-certificates.crt"} in container["env"]
+    assert {"name": "trust-bundle", "mountPath": "/etc/switchyard/trust", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "trust-bundle", "configMap": {"name": "corp-ca"}} in pod["volumes"]
+    config = yaml.safe_load(find(docs, "ConfigMap", "trusted-switchyard-webhook")["data"]["config.yaml"])
+    bundle = WebhookConfig.model_validate(config).sidecar.trust_bundle
+    assert bundle is not None and (bundle.config_map, bundle.key) == ("corp-ca", "ca-certificates.crt")
+    plain = find(documents(rendered, "sy"), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert not any(e["name"] == "SSL_CERT_FILE" for e in plain["env"])
 
 
 def test_loopback_only_sidecar(rendered: dict[str, Any]) -> None:

@@ -76,6 +76,21 @@ def test_the_settings_env_comes_last_and_bad_names_are_refused() -> None:
         SidecarSettings(env=[{"name": "HTTPS PROXY", "value": "x"}])
 
 
+def test_a_trust_bundle_is_mounted_and_named_in_ssl_cert_file() -> None:
+    trusted = SidecarSettings(trustBundle={"configMap": "corp-ca", "key": "bundle.pem"})
+    out = inject_sidecar(pod(), "chatbot", trusted)
+    router = sidecar(out)
+    assert {"name": "SSL_CERT_FILE", "value": "/etc/switchyard/trust/bundle.pem"} in router["env"]
+    assert {"name": "switchyard-trust", "mountPath": "/etc/switchyard/trust", "readOnly": True} in router["volumeMounts"]
+    assert {"name": "switchyard-trust", "configMap": {"name": "corp-ca"}} in out["spec"]["volumes"]
+    clashing = pod()
+    clashing["spec"]["volumes"] = [{"name": "switchyard-trust", "emptyDir": {}}]
+    with pytest.raises(InjectionError, match="switchyard-trust"):
+        inject_sidecar(clashing, "chatbot", trusted)
+    with pytest.raises(ValueError, match="configMap"):
+        SidecarSettings(trustBundle={"configMap": "Not A Name"})
+
+
 def test_security_context_is_locked_down() -> None:
     context = sidecar(inject_sidecar(pod(), "chatbot", SETTINGS))["securityContext"]
     assert context == {
