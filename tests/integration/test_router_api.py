@@ -339,3 +339,15 @@ async def test_a_reload_that_moves_a_provider_closes_its_old_session_after_the_o
         )
         assert answer.headers["x-switchyard-provider"] == "primary"
     assert sim.stats()["moved"]["requests"] == 1
+
+
+def test_a_reload_before_the_loop_runs_has_no_session_to_close():
+    from switchyard_router.server import Router
+
+    router = Router()
+    first = table_for("http://127.0.0.1:9")
+    router.load(load_table(first), CredentialStore(KEYS))
+    moved = copy.deepcopy(first)
+    moved["providers"][0]["baseURL"] = "http://127.0.0.1:9/moved/v1"
+    assert router.load(load_table(moved), CredentialStore(KEYS)) is not None
+    assert router.upstreams._sessions == {}
