@@ -31,21 +31,34 @@ _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"
 
 
 def json_error(
-    status: int, message: str, type_: str, code: str | None = None, param: str | None = None
+    status: int,
+    message: str,
+    type_: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
     return web.Response(
         status=status,
         body=error_body(message, type_, code=code, param=param),
         content_type="application/json",
+        headers=headers,
     )
 
 
 class RequestError(Exception):
     """A malformed client request, answered before any provider is asked."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
-        self.response = json_error(status, message, "invalid_request_error", code=code, param=param)
+        self.response = json_error(status, message, "invalid_request_error", code, param, headers)
 
 
 class Router:
@@ -159,9 +172,8 @@ class Router:
 
     def _ready_table(self) -> CompiledTable:
         if self.table is None:
-            error = RequestError(503, "no routing table loaded yet")
-            error.response.headers["Retry-After"] = "1"  # the SDKs retry after that long
-            raise error
+            # The SDKs retry after Retry-After: a table is usually a moment away.
+            raise RequestError(503, "no routing table loaded yet", headers={"Retry-After": "1"})
         return self.table
 
     # --- endpoints -------------------------------------------------------------------
@@ -207,10 +219,8 @@ class Router:
             self.metrics.request_done(name, err.kind.value)
             return _failed(err)
         self.metrics.request_done(name, "ok")
-        headers = _served_headers(name, result.served)
+        headers = _served_headers(name, result.served, result.request_id)
         headers["x-switchyard-cost-usd"] = "unpriced" if result.cost is None else str(result.cost)
-        if result.request_id:
-            headers["x-request-id"] = result.request_id
         return web.Response(body=result.body, content_type="application/json", headers=headers)
 
     async def _stream(
@@ -230,9 +240,7 @@ class Router:
         except UpstreamError as err:
             self.metrics.request_done(name, err.kind.value)
             return _failed(err)
-        headers = {**_SSE_HEADERS, **_served_headers(name, served)}
-        if stream.request_id:
-            headers["x-request-id"] = stream.request_id
+        headers = {**_SSE_HEADERS, **_served_headers(name, served, stream.request_id)}
         if stream.finished:
             # The upstream's whole stream came in one read: it goes out as one plain body, and
             # the counting waits until it has (the callback runs once this task has written it).
@@ -416,13 +424,16 @@ def _failed(err: UpstreamError) -> web.Response:
     )
 
 
-def _served_headers(route: str, served: Served) -> dict[str, str]:
-    return {
+def _served_headers(route: str, served: Served, request_id: str | None) -> dict[str, str]:
+    headers = {
         "x-switchyard-route": route,
         "x-switchyard-provider": served.target.provider.name,
         "x-switchyard-model": served.target.model,
         "x-switchyard-attempts": str(served.attempts),
     }
+    if request_id:  # the provider's, where the SDKs look for it
+        headers["x-request-id"] = request_id
+    return headers
 
 
 async def _write_quietly(response: web.StreamResponse, data: bytes, eof: bool = False) -> None:
