@@ -157,7 +157,52 @@ def _prompt(body: JSON) -> Prompt:
     if tools and choice_type != "none" and not after_tool_result:
         forced = choice.get("name") if choice_type == "tool" else None
         prompt.tool_name, prompt.tool_schema = choose_tool(tools, forced)
+    for i, tool in enumerate(body.get("tools") or ()):
+        if isinstance(tool, dict) and tool.get("strict") is True:
+            _check_schema(tool.get("input_schema"), f"tools.{i}.input_schema")
+    output_format = (body.get("output_config") or {}).get("format")
+    if output_format is not None:
+        prompt.json_schema = _output_schema(output_format)
     return prompt
+
+
+# What structured outputs accept beside the nested schemas (the SDK's schema transform keeps
+# these and moves every other keyword into the description).
+_SCHEMA_KEYS = frozenset(
+    {"type", "description", "title", "enum", "const", "anyOf", "allOf", "$ref", "$defs"}
+    | {"properties", "required", "additionalProperties", "items", "minItems", "format"}
+)
+
+
+def _output_schema(output_format: Any) -> JSON:
+    if not isinstance(output_format, dict) or output_format.get("type") != "json_schema":
+        raise BadRequest("output_config.format.type: Input should be 'json_schema'")
+    schema = output_format.get("schema")
+    if not isinstance(schema, dict):
+        raise BadRequest("output_config.format.schema: Field required")
+    _check_schema(schema, "output_config.format.schema")
+    return schema
+
+
+def _check_schema(node: Any, where: str) -> None:
+    """Refuses what constrained decoding cannot enforce, as the API does."""
+    if not isinstance(node, dict):
+        raise BadRequest(f"{where}: Input should be a valid dictionary")
+    unknown = sorted(set(node) - _SCHEMA_KEYS)
+    if unknown:
+        raise BadRequest(f"{where}: unsupported keyword {unknown[0]!r} for structured outputs")
+    if node.get("type") == "object" and node.get("additionalProperties") is not False:
+        raise BadRequest(f"{where}: objects must set 'additionalProperties' to false")
+    if node.get("minItems", 0) not in (0, 1):
+        raise BadRequest(f"{where}: minItems must be 0 or 1")
+    for key in ("properties", "$defs"):
+        for name, sub in (node.get(key) or {}).items():
+            _check_schema(sub, f"{where}.{key}.{name}")
+    for key in ("anyOf", "allOf"):
+        for i, sub in enumerate(node.get(key) or ()):
+            _check_schema(sub, f"{where}.{key}[{i}]")
+    if "items" in node:
+        _check_schema(node["items"], f"{where}.items")
 
 
 def _stop_reason(ans: Answer) -> str:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 JSON = dict[str, Any]
 
 TOOL_CALL_TOKENS = 10  # completion tokens billed for a tool call, whatever its arguments
@@ -32,6 +34,8 @@ class Prompt:
     tool_name: str | None = None  # the tool to call, already chosen from tools and tool_choice
     tool_schema: JSON | None = None
     max_tokens: int | None = None
+    # JSON asked for (response_format, output_config, responseSchema): its schema, {} for any object
+    json_schema: JSON | None = None
 
     @property
     def tokens(self) -> int:
@@ -79,6 +83,10 @@ def answer(provider: str, model: str, prompt: Prompt) -> Answer:
             tool_name=prompt.tool_name,
             tool_args=arguments_for(prompt.tool_schema),
         )
+    if prompt.json_schema is not None:
+        return _json_answer(
+            prompt_tokens, reply_text(provider, model, prompt.last_user_text[:40]), prompt.json_schema
+        )
     chunks, truncated = _text_reply(provider, model, prompt.last_user_text[:40], prompt.max_tokens)
     return Answer(
         prompt_tokens=prompt_tokens,
@@ -87,6 +95,16 @@ def answer(provider: str, model: str, prompt: Prompt) -> Answer:
         chunks=chunks,
         truncated=truncated,
     )
+
+
+def _json_answer(prompt_tokens: int, said: str, schema: JSON) -> Answer:
+    """An instance of the schema (the reply under "reply" when any object will do), streamed in
+    a few pieces as a model writes JSON."""
+    value = arguments_for(schema) if schema.get("properties") else {"reply": said}
+    text = orjson.dumps(value).decode()
+    step = max(1, len(text) // 4)
+    chunks = tuple(text[i : i + step] for i in range(0, len(text), step))
+    return Answer(prompt_tokens=prompt_tokens, completion_tokens=len(chunks), text=text, chunks=chunks)
 
 
 def choose_tool(tools: list[tuple[str, JSON | None]], forced: str | None) -> tuple[str | None, JSON | None]:
@@ -100,24 +118,31 @@ def choose_tool(tools: list[tuple[str, JSON | None]], forced: str | None) -> tup
     return tools[0]
 
 
-def arguments_for(schema: JSON | None) -> JSON:
+def arguments_for(schema: JSON | None, defs: JSON | None = None) -> JSON:
     """Arguments that satisfy a JSON schema's required properties, with fixed sample values."""
     if not isinstance(schema, dict):
         return {}
+    if defs is None:  # the root: its definitions serve every $ref below
+        defs = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
     properties = schema.get("properties")
     if not isinstance(properties, dict):
         return {}
     required = schema.get("required") or []
     return {
-        name: _sample(properties.get(name))
+        name: _sample(properties.get(name), defs)
         for name in required
         if isinstance(name, str) and name in properties
     }
 
 
-def _sample(schema: Any) -> Any:
+def _sample(schema: Any, defs: JSON) -> Any:
     if not isinstance(schema, dict):
         return "sim"
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return _sample(defs.get(ref.rsplit("/", 1)[-1]), defs)
+    if "const" in schema:
+        return schema["const"]
     enum = schema.get("enum")
     if isinstance(enum, list) and enum:
         return enum[0]
@@ -125,16 +150,16 @@ def _sample(schema: Any) -> Any:
     if isinstance(kind, list):  # e.g. ["string", "null"]
         kind = next((k for k in kind if k != "null"), None)
     if kind is None and isinstance(schema.get("anyOf"), list) and schema["anyOf"]:
-        return _sample(schema["anyOf"][0])
+        return _sample(schema["anyOf"][0], defs)
     kind = kind.lower() if isinstance(kind, str) else "string"  # Gemini writes STRING, OBJECT
     if kind in ("integer", "number"):
         return 1
     if kind == "boolean":
         return True
     if kind == "object":
-        return arguments_for(schema)
+        return arguments_for(schema, defs)
     if kind == "array":
-        return []
+        return [_sample(schema.get("items"), defs)] if schema.get("minItems") else []
     if kind == "null":
         return None
     return "sim"

@@ -182,6 +182,9 @@ def _prompt(body: JSON) -> tuple[Prompt, int]:
         allowed = calling.get("allowedFunctionNames") or []
         forced = allowed[0] if mode in ("ANY", "VALIDATED") and allowed else None
         prompt.tool_name, prompt.tool_schema = choose_tool(tools, forced)
+    if isinstance(config, dict) and config.get("responseMimeType") == "application/json":
+        schema = config.get("responseSchema") or config.get("responseJsonSchema")
+        prompt.json_schema = schema if isinstance(schema, dict) else {}
     cached = CACHED_CONTENT_TOKENS if body.get("cachedContent") else 0
     return prompt, cached
 

@@ -189,7 +189,24 @@ def _prompt(body: JSON, messages: list[Any]) -> Prompt:
         if isinstance(choice, dict):
             forced = (choice.get("function") or {}).get("name") or choice.get("name")
         prompt.tool_name, prompt.tool_schema = choose_tool(tools, forced)
+    prompt.json_schema = _json_schema(body.get("response_format"))
     return prompt
+
+
+def _json_schema(fmt: Any) -> JSON | None:
+    """What response_format asks the model to write: a schema, {} for any object, None for text."""
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "json_object":
+        return {}
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise BadRequest(
+                "Missing required parameter: 'response_format.json_schema.name'.", param="response_format"
+            )
+        schema = spec.get("schema")
+        return schema if isinstance(schema, dict) else {}
+    return None
 
 
 def _usage(ans: Answer) -> JSON:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import anthropic
+import pydantic
 import pytest
 from anthropic import AsyncAnthropic
 from switchyard_sim import Simulator
@@ -240,3 +243,70 @@ async def test_required_header_and_fields(sim: Simulator, http) -> None:
     async with http.post(url, json=body, headers={"anthropic-version": "2023-06-01"}) as response:
         assert response.status == 401
         assert (await response.json())["error"]["message"] == "x-api-key header is required"
+
+
+class Contact(pydantic.BaseModel):
+    name: str = pydantic.Field(min_length=2)  # the SDK moves this bound into the description
+    plan: Literal["free", "pro"]
+    tags: list[str]
+
+
+async def test_structured_output_with_the_sdks_parse(sim: Simulator) -> None:
+    # messages.parse sends output_config.format in the SDK's own reading of what the API takes.
+    message = await client(sim).messages.parse(
+        model="claude-sonnet-4-6",
+        max_tokens=256,
+        messages=[{"role": "user", "content": "Who is Ada?"}],
+        output_format=Contact,
+    )
+    assert message.parsed_output == Contact(name="sim", plan="free", tags=[])
+
+
+def _format(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"format": {"type": "json_schema", "schema": schema}}
+
+
+@pytest.mark.parametrize(
+    ("output_config", "problem"),
+    [
+        (_format({"type": "object", "properties": {}}), "additionalProperties"),
+        (
+            _format(
+                {
+                    "type": "object",
+                    "properties": {"n": {"type": "integer", "minimum": 1}},
+                    "additionalProperties": False,
+                }
+            ),
+            "properties.n: unsupported keyword 'minimum'",
+        ),
+        (
+            _format({"type": "array", "items": {"type": "string", "maxLength": 3}}),
+            "items: unsupported keyword",
+        ),
+        (_format({"type": "array", "minItems": 2}), "minItems"),
+        (_format({"anyOf": ["string"]}), "anyOf[0]: Input should be a valid dictionary"),
+        ({"format": {"type": "json_schema"}}, "schema: Field required"),
+        ({"format": {"type": "json_object"}}, "format.type"),
+    ],
+)
+async def test_schemas_structured_outputs_cannot_enforce_are_refused(
+    sim: Simulator, output_config: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await client(sim).messages.create(
+            model="m",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "x"}],
+            output_config=output_config,  # type: ignore[arg-type]
+        )
+    assert problem in str(caught.value)
+
+
+async def test_a_strict_tool_needs_an_enforceable_schema(sim: Simulator) -> None:
+    loose = {"name": "t", "strict": True, "input_schema": {"type": "object", "properties": {}}}
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await client(sim).messages.create(
+            model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}], tools=[loose]
+        )
+    assert "tools.0.input_schema: objects must set 'additionalProperties' to false" in str(caught.value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pydantic
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -291,3 +294,27 @@ async def test_invalid_bodies(sim: Simulator, http) -> None:
         base + ":embedContent", json={"content": {"parts": [{"text": "x"}]}}, headers=gemini_headers()
     ) as r:
         assert len((await r.json())["embedding"]["values"]) == 8
+
+
+class Forecast(pydantic.BaseModel):
+    city: str
+    days: int
+
+
+async def test_json_output_with_a_schema_is_parsed_by_the_sdk(sim: Simulator) -> None:
+    for config in (
+        types.GenerateContentConfig(response_mime_type="application/json", response_schema=Forecast),
+        types.GenerateContentConfig(
+            response_mime_type="application/json", response_json_schema=Forecast.model_json_schema()
+        ),
+    ):
+        response = await client(sim).aio.models.generate_content(
+            model="gemini-2.5-flash", contents="Weather?", config=config
+        )
+        assert Forecast.model_validate_json(response.text or "") == Forecast(city="sim", days=1)
+    plain = await client(sim).aio.models.generate_content(
+        model="gemini-2.5-flash",
+        contents="JSON",
+        config=types.GenerateContentConfig(response_mime_type="application/json"),
+    )
+    assert json.loads(plain.text or "") == {"reply": "Hello from gem (gemini-2.5-flash). You said: JSON"}

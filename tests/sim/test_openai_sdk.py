@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Literal
 
 import openai
+import pydantic
 import pytest
 from openai import AsyncOpenAI
 from switchyard_sim import Simulator
@@ -316,3 +318,40 @@ async def test_invalid_requests(sim: Simulator) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         await c.chat.completions.create(model="", messages=[{"role": "user", "content": "x"}])
     assert caught.value.param == "model"
+
+
+class Forecast(pydantic.BaseModel):
+    city: str
+    days: int
+    unit: Literal["celsius", "fahrenheit"]
+    kind: Literal["forecast"]  # a const
+
+
+async def test_structured_output_with_the_sdks_parse(sim: Simulator) -> None:
+    completion = await client(sim).chat.completions.parse(
+        model="gpt-4o", messages=[{"role": "user", "content": "Weather?"}], response_format=Forecast
+    )
+    assert completion.choices[0].message.parsed == Forecast(
+        city="sim", days=1, unit="celsius", kind="forecast"
+    )
+
+
+async def test_json_mode_answers_an_object(sim: Simulator) -> None:
+    completion = await client(sim).chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "JSON"}],
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(completion.choices[0].message.content or "") == {
+        "reply": "Hello from primary (gpt-4o). You said: JSON"
+    }
+
+
+async def test_json_schema_needs_a_name(sim: Simulator) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client(sim).chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "x"}],
+            response_format={"type": "json_schema", "json_schema": {"schema": {}}},  # type: ignore[typeddict-item]
+        )
+    assert caught.value.param == "response_format"

@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 import pytest
 from anthropic.types import Message, RawMessageStreamEvent
+from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 from pydantic import TypeAdapter
-from switchyard_router.adapters.anthropic import API_VERSION, AnthropicAdapter
+from switchyard_router.adapters.anthropic import API_VERSION, JSON_OBJECT_INSTRUCTION, AnthropicAdapter
 from switchyard_router.adapters.base import SSE_DONE, StreamState, Usage
 from switchyard_router.errors import ErrorKind, UpstreamError
 from switchyard_router.sse import SSEDecoder
@@ -1006,3 +1007,66 @@ def test_openai_sdk_reads_a_translated_stream() -> None:
     assert finish == "tool_calls"
     assert usage is not None and usage.completion_tokens == 89
     assert usage.completion_tokens_details.reasoning_tokens == 7
+
+
+# --- structured output ------------------------------------------------------------------------
+
+CONTACT_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "email": {"type": "string", "format": "email"}},
+    "required": ["name", "email"],
+    "additionalProperties": False,
+}
+
+
+def test_json_schema_response_format_becomes_output_config() -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "contact", "strict": True, "schema": CONTACT_SCHEMA}}
+    out = upstream_body({"messages": [user("hi")], "response_format": fmt})
+    assert out["output_config"] == {"format": {"type": "json_schema", "schema": CONTACT_SCHEMA}}
+    # The shape the official SDK sends, field for field.
+    TypeAdapter(MessageCreateParamsNonStreaming).validate_python(out)
+
+
+def test_json_object_response_format_is_an_instruction_after_the_system_prompt() -> None:
+    body = {
+        "messages": [{"role": "system", "content": "Be brief."}, user("hi")],
+        "response_format": {"type": "json_object"},
+    }
+    out = upstream_body(body)
+    assert out["system"] == [
+        {"type": "text", "text": "Be brief."},
+        {"type": "text", "text": JSON_OBJECT_INSTRUCTION},
+    ]
+    assert "output_config" not in out
+
+
+@pytest.mark.parametrize("fmt", [{"type": "text"}, None, "json"])
+def test_text_response_format_adds_nothing(fmt: Any) -> None:
+    out = upstream_body({"messages": [user("hi")], "response_format": fmt})
+    assert "output_config" not in out and "system" not in out
+
+
+@pytest.mark.parametrize("spec", [None, {"name": "x"}, {"name": "x", "schema": "object"}])
+def test_json_schema_without_a_schema_names_the_field(spec: Any) -> None:
+    body = {"messages": [user("hi")], "response_format": {"type": "json_schema", "json_schema": spec}}
+    assert bad_request(body).message.startswith("response_format.json_schema.schema ")
+
+
+def test_strict_tools_get_a_schema_anthropic_enforces() -> None:
+    limit = {"type": "integer", "minimum": 1}
+    parameters = {"type": "object", "properties": {"limit": limit}, "required": ["limit"]}
+    tools = [
+        {"type": "function", "function": {"name": "strict", "parameters": parameters, "strict": True}},
+        {"type": "function", "function": {"name": "loose", "parameters": parameters}},
+    ]
+    out = upstream_body({"messages": [user("hi")], "tools": tools})
+    strict, loose = out["tools"]
+    assert strict["strict"] is True
+    assert strict["input_schema"] == {
+        "type": "object",
+        "properties": {"limit": {"type": "integer", "description": "(minimum: 1)"}},
+        "additionalProperties": False,
+        "required": ["limit"],
+    }
+    assert loose["input_schema"] == parameters and "strict" not in loose
+    TypeAdapter(MessageCreateParamsNonStreaming).validate_python(out)

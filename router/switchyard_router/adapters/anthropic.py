@@ -19,6 +19,7 @@ import orjson
 
 from ..errors import ErrorKind, UpstreamError, kind_from_status, parse_retry_after
 from ..table import Provider
+from .anthropic_schema import anthropic_schema
 from .base import (
     JSON,
     SSE_DONE,
@@ -225,10 +226,11 @@ def _tool(tool: Any, where: str) -> JSON:
     function = tool.get("function") if isinstance(tool, dict) else None
     if not isinstance(function, dict) or tool.get("type") != "function" or not function.get("name"):
         raise _bad(where, "must be a function tool with a name")
-    out: JSON = {
-        "name": function["name"],
-        "input_schema": function.get("parameters") or _EMPTY_SCHEMA,
-    }
+    schema = function.get("parameters") or _EMPTY_SCHEMA
+    out: JSON = {"name": function["name"], "input_schema": schema}
+    if function.get("strict") is True:  # validated inputs: Anthropic's strict tool use
+        out["input_schema"] = anthropic_schema(schema)
+        out["strict"] = True
     if function.get("description"):
         out["description"] = function["description"]
     return out
@@ -273,12 +275,30 @@ def _add_sampling(body: JSON, out: JSON) -> None:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
 
 
+# Anthropic has no JSON mode without a schema: the instruction is what it documents instead.
+JSON_OBJECT_INSTRUCTION = "Reply with one valid JSON object and nothing else."
+
+
+def _add_response_format(fmt: Any, out: JSON, system: list[JSON]) -> None:
+    """OpenAI's response_format: a JSON schema becomes structured output (output_config.format),
+    JSON mode an instruction; without either a fallback to Anthropic would answer in prose."""
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise _bad("response_format.json_schema.schema", "must be a JSON schema object")
+        out["output_config"] = {"format": {"type": "json_schema", "schema": anthropic_schema(spec["schema"])}}
+    elif kind == "json_object":
+        system.append({"type": "text", "text": JSON_OBJECT_INSTRUCTION})
+
+
 def _request_body(provider: Provider, model: str, body: JSON, stream: bool) -> JSON:
     if body.get("n") not in (None, 1):
         raise _bad("n", "must be 1: Anthropic returns a single choice")
     system, turns = _translate_messages(body.get("messages"))
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or provider.default_max_tokens
     out: JSON = {"model": model, "max_tokens": max_tokens, "messages": turns}
+    _add_response_format(body.get("response_format"), out, system)
     if system:
         out["system"] = system[0]["text"] if len(system) == 1 else system
     if stream:
