@@ -201,6 +201,7 @@ def resolve_provider(body: Mapping[str, Any], secrets: SecretValues) -> Provider
             timeout=spec.timeout,  # the table parses duration strings
             headers=dict(spec.headers),
             default_max_tokens=spec.default_max_tokens,
+            prompt_cache=spec.prompt_cache,
             healthy=is_healthy(body),
         )
     except ValidationError as exc:

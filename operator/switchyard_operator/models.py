@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -150,6 +150,11 @@ class PricingSpec(SpecModel):
         description="USD per million cached input tokens; when unset, cached tokens cost the input "
         "price.",
     )
+    cache_write_per_million_tokens: Money | None = Field(
+        default=None,
+        description="USD per million input tokens written to Anthropic's prompt cache (1.25x the "
+        "input price for a 5m cache, 2x for 1h); when unset, they cost the input price.",
+    )
 
 
 class ModelEntry(SpecModel):
@@ -260,6 +265,11 @@ class LLMProviderSpec(SpecModel):
                 "headers must not carry credentials (Authorization, x-api-key...): "
                 "reference a Secret under credentials instead",
             ),
+            (
+                "self.type == 'anthropic' || !has(self.promptCache)",
+                "promptCache applies to type anthropic only (the others cache prompts on their own): "
+                "remove it",
+            ),
         )
     )
 
@@ -303,6 +313,12 @@ class LLMProviderSpec(SpecModel):
         le=10_000_000,
         description="max_tokens sent when the client gives none (Anthropic requires one).",
     )
+    prompt_cache: Literal["5m", "1h"] | None = Field(
+        default=None,
+        description="type anthropic only: mark every request for automatic prompt caching with this "
+        "lifetime, unless the client marked its own breakpoints. Cache writes cost more than input, "
+        "reads a tenth: worth it where prompts repeat, as in chats.",
+    )
     health_check: HealthCheckSpec = Field(
         default_factory=HealthCheckSpec,
         json_schema_extra={"default": {}},
@@ -325,6 +341,11 @@ class LLMProviderSpec(SpecModel):
                     f"headers: {header!r} would carry a credential into the ConfigMap; "
                     "reference a Secret under credentials instead"
                 )
+        if self.prompt_cache is not None and self.type is not ProviderType.ANTHROPIC:
+            problems.append(
+                "promptCache applies to type anthropic only (the others cache prompts on their own): "
+                "remove it"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self

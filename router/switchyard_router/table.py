@@ -11,7 +11,7 @@ import hashlib
 import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import orjson
 from pydantic import (
@@ -107,6 +107,7 @@ class Pricing(_Model):
     input_per_million_tokens: Money
     output_per_million_tokens: Money
     cached_input_per_million_tokens: Money | None = None
+    cache_write_per_million_tokens: Money | None = None
 
 
 class ModelSpec(_Model):
@@ -140,6 +141,8 @@ class Provider(_Model):
     headers: dict[str, str] = Field(default_factory=dict)
     # Anthropic requires max_tokens; used when the client gives none.
     default_max_tokens: int = Field(default=4096, gt=0)
+    # Anthropic only: how long a request's prompt stays cached (each request is marked).
+    prompt_cache: Literal["5m", "1h"] | None = None
     # Set by the operator's health probes: routers prefer healthy providers.
     healthy: bool = True
 
@@ -151,6 +154,11 @@ class Provider(_Model):
                 raise ValueError("baseURL is required for type openai-compatible, e.g. http://vllm:8000/v1")
             object.__setattr__(self, "base_url", default)
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        if self.prompt_cache is not None and self.type is not ProviderType.ANTHROPIC:
+            raise ValueError(
+                "promptCache applies to type anthropic only (the others cache prompts on their own): "
+                "remove it"
+            )
         return self
 
     def model(self, name: str) -> ModelSpec | None:

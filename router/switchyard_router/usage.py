@@ -86,10 +86,15 @@ def cost_of(usage: Usage, pricing: Pricing | None) -> Decimal | None:
     cached_price = pricing.cached_input_per_million_tokens
     if cached_price is None:
         cached, cached_price = 0, Decimal(0)
-    fresh = usage.input_tokens - cached
+    written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+    write_price = pricing.cache_write_per_million_tokens
+    if write_price is None:
+        written, write_price = 0, Decimal(0)
+    fresh = usage.input_tokens - cached - written
     total = (
         fresh * pricing.input_per_million_tokens
         + cached * cached_price
+        + written * write_price
         + usage.output_tokens * pricing.output_per_million_tokens
     )
     return total / MILLION

@@ -8,6 +8,7 @@ overloaded_error 529 (503 here too), timeout_error 504.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -217,11 +218,46 @@ def _content(ans: Answer, tool_id: str) -> list[JSON]:
     return [{"type": "text", "text": ans.text}]
 
 
-def _usage(ans: Answer, output_tokens: int) -> JSON:
+def _prompt_blocks(body: JSON) -> list[Any]:
+    """The prompt in the order Anthropic caches it: tools, system, then the messages' blocks."""
+    blocks: list[Any] = list(body.get("tools") or ())
+    for content in (body.get("system"), *(m.get("content") for m in body["messages"])):
+        if isinstance(content, str) and content:  # a string is one text block to the cache
+            blocks.append({"type": "text", "text": content})
+        elif isinstance(content, list):
+            blocks += content
+    return blocks
+
+
+def _cache_use(body: JSON, cache: set[bytes]) -> tuple[int, int]:
+    """(tokens written to, tokens read from) the prompt cache. The prefix up to the last
+    breakpoint (a marked block; the last block with a top-level cache_control) is cached; a hit
+    is the longest earlier prefix already cached, as the API looks back from a breakpoint."""
+    blocks = _prompt_blocks(body)
+    marked = [i for i, b in enumerate(blocks) if isinstance(b, dict) and "cache_control" in b]
+    if isinstance(body.get("cache_control"), dict) and blocks:
+        marked.append(len(blocks) - 1)
+    if not marked:
+        return 0, 0
+    digest, chars, prefixes = b"", 0, []
+    for block in blocks[: max(marked) + 1]:
+        unmarked = (
+            {k: v for k, v in block.items() if k != "cache_control"} if isinstance(block, dict) else block
+        )
+        digest = hashlib.blake2b(digest + orjson.dumps(unmarked), digest_size=16).digest()
+        chars += _block_chars(block)
+        prefixes.append((digest, chars))
+    read = next((c for d, c in reversed(prefixes) if d in cache), 0)
+    cache.add(prefixes[-1][0])
+    return (prefixes[-1][1] - read) // 4, read // 4
+
+
+def _usage(ans: Answer, output_tokens: int, cache: tuple[int, int] = (0, 0)) -> JSON:
+    written, read = cache
     return {
-        "input_tokens": ans.prompt_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": max(0, ans.prompt_tokens - written - read),
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }
@@ -234,10 +270,11 @@ def messages(call: Call) -> Reply:
     if not isinstance(model, str) or not model:
         raise BadRequest("model: Field required")
     ans = answer(call.provider, model, _prompt(body))
+    cache = _cache_use(body, call.prompt_cache)
     message_id = call.ids.make("msg_01", 22)
     tool_id = call.ids.make("toolu_01", 22) if ans.tool_name is not None else ""
     if body.get("stream") is True:
-        frames = _stream_frames(ans, model, message_id, tool_id)
+        frames = _stream_frames(ans, model, message_id, tool_id, cache)
         return Reply(ans.prompt_tokens, model, frames=frames, content_type=SSE_CONTENT_TYPE)
     result = {
         "id": message_id,
@@ -247,7 +284,7 @@ def messages(call: Call) -> Reply:
         "content": _content(ans, tool_id),
         "stop_reason": _stop_reason(ans),
         "stop_sequence": None,
-        "usage": _usage(ans, ans.completion_tokens),
+        "usage": _usage(ans, ans.completion_tokens, cache),
     }
     return Reply(ans.prompt_tokens, model, body=orjson.dumps(result))
 
@@ -256,7 +293,9 @@ def _event(kind: str, data: JSON) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def _stream_frames(ans: Answer, model: str, message_id: str, tool_id: str) -> list[bytes]:
+def _stream_frames(
+    ans: Answer, model: str, message_id: str, tool_id: str, cache: tuple[int, int]
+) -> list[bytes]:
     start: JSON = {
         "id": message_id,
         "type": "message",
@@ -265,7 +304,7 @@ def _stream_frames(ans: Answer, model: str, message_id: str, tool_id: str) -> li
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(ans, 1),  # Anthropic reports a placeholder output count at the start
+        "usage": _usage(ans, 1, cache),  # Anthropic reports a placeholder output count at the start
     }
     frames = [_event("message_start", {"type": "message_start", "message": start})]
     if ans.tool_name is not None:

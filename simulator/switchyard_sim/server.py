@@ -133,6 +133,7 @@ class Simulator:
         self._runner: web.ServerRunner | None = None
         self._admin = AdminApi(self)
         self._templates = TemplateCache()
+        self._prompt_caches: dict[str, set[bytes]] = {}
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -241,6 +242,7 @@ class Simulator:
         self._stats.clear()
         self._last.clear()
         self._templates.clear()
+        self._prompt_caches.clear()
 
     def last_request(self, name: str) -> JSON | None:
         """The last request a provider received, without its key (for tests of translation)."""
@@ -308,6 +310,7 @@ class Simulator:
                 if refusal is not None:
                     return _done(stats, refusal)
                 call = Call(name, body, request, self._ids, int(time.time()), route.path_model, route.stream)
+                call.prompt_cache = self._prompt_caches.setdefault(name, set())
                 reply = route.endpoint(call)
         except BadRequest as exc:
             return _done(stats, family.bad_request(exc))
@@ -338,6 +341,7 @@ class Simulator:
             call = Call(
                 name, _parse(raw), request, self._ids, int(time.time()), route.path_model, route.stream
             )
+            call.prompt_cache = self._prompt_caches.setdefault(name, set())
             return route.endpoint(call)
         # Everything an endpoint reads: its own identity, the provider, path, query and body,
         # and (Anthropic) whether anthropic-version was sent.

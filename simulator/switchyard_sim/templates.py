@@ -22,8 +22,14 @@ _MARK_FORMS = (MARK.encode(), b"\\u2063")  # raw UTF-8, or escaped in the reques
 
 
 def cacheable(path: str, raw: bytes) -> bool:
-    """Small bodies whose path and body cannot smuggle a marker into the answer."""
-    return len(raw) <= MAX_BODY_BYTES and MARK not in path and not any(f in raw for f in _MARK_FORMS)
+    """Small bodies whose path and body cannot smuggle a marker into the answer, and whose answer
+    does not depend on earlier requests (a prompt-cache breakpoint does)."""
+    return (
+        len(raw) <= MAX_BODY_BYTES
+        and MARK not in path
+        and not any(f in raw for f in _MARK_FORMS)
+        and b'"cache_control"' not in raw
+    )
 
 
 class _MarkingIds:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -43,6 +43,8 @@ class Call:
     created: int  # the Unix time answers report
     path_model: str | None = None  # Gemini puts the model in the path
     stream: bool = False  # Gemini chooses streaming by path
+    # Prompt prefixes this provider has cached (Anthropic's prompt caching), by digest.
+    prompt_cache: set[bytes] = field(default_factory=set)
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ KEYS = {"keys": {"OPENAI_API_KEY": "sk-live-123", "ANTHROPIC_API_KEY": "sk-ant-4
 def test_compiles_a_fallback_chain_without_secret_values():
     providers = {
         "openai": provider("openai"),
-        "claude": provider("claude", type_="anthropic", key="ANTHROPIC_API_KEY"),
+        "claude": provider("claude", type_="anthropic", key="ANTHROPIC_API_KEY", promptCache="1h"),
         "unused": provider("unused", secret="absent"),
     }
     body = policy(targets=[("openai", "m1"), ("claude", "m1")], fallbackOn=["Timeout", "RateLimited"])
@@ -41,6 +41,7 @@ def test_compiles_a_fallback_chain_without_secret_values():
     table = load_table(yaml.safe_load(text))  # what the router reads
     assert table.digest() == result.digest()
     assert [p.name for p in table.providers] == ["openai", "claude"]
+    assert [p.prompt_cache for p in table.providers] == [None, "1h"]
     assert table.providers[0].credentials[0].key == "openai.primary"
     assert sorted(table.routes[0].fallback_on) == ["RateLimited", "Timeout"]
     assert describe_chains(table) == ["chat (Priority): openai/m1 -> claude/m1"]
@@ -51,7 +52,8 @@ def test_every_table_setting_is_reachable():
         "vllm", type_="openai-compatible", baseURL="http://vllm:8000/v1/", timeout="12s",
         headers={"X-Team": "a"}, defaultMaxTokens=77, limits={"requestsPerMinute": 5, "tokensPerMinute": 9},
         models=[{"name": "m1", "contextWindow": 1000, "pricing": {
-            "inputPerMillionTokens": "0.1", "outputPerMillionTokens": "0.2", "cachedInputPerMillionTokens": "0.05"}}],
+            "inputPerMillionTokens": "0.1", "outputPerMillionTokens": "0.2", "cachedInputPerMillionTokens": "0.05",
+            "cacheWritePerMillionTokens": "0.125"}}],
     )
     body = policy(targets=[("vllm", "m1")], strategy="Weighted", retry={"attempts": 4, "backoff": {"base": "50ms", "max": "2s"}},
                   timeout="9s", firstTokenTimeout="3s", deadline="60s", maxAttempts=6)
@@ -67,6 +69,7 @@ def test_every_table_setting_is_reachable():
     assert (p.base_url, p.timeout, p.headers, p.default_max_tokens) == ("http://vllm:8000/v1", 12.0, {"X-Team": "a"}, 77)
     assert (p.limits.requests_per_minute, p.limits.tokens_per_minute) == (5, 9)
     assert p.models[0].context_window == 1000 and str(p.models[0].pricing.cached_input_per_million_tokens) == "0.05"
+    assert str(p.models[0].pricing.cache_write_per_million_tokens) == "0.125"
     r = table.routes[0]
     assert (r.strategy, r.targets[0].weight, r.retry.attempts, r.retry.backoff.base, r.retry.backoff.max) == (
         "Weighted", 5, 4, 0.05, 2.0)

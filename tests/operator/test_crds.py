@@ -115,6 +115,8 @@ INVALID = {
     "completion probe without model": (
         lambda: provider(healthCheck={"mode": "Completion"}), "healthCheck.model"),
     "auth header": (lambda: provider(headers={"Authorization": "Bearer x"}), "credential"),
+    "prompt cache off anthropic": (lambda: provider(promptCache="5m"), "promptCache applies to type anthropic"),
+    "bad prompt cache": (lambda: provider(type_="anthropic", promptCache="1d"), ""),
     "float money": (lambda: provider(
         models=[{"name": "m", "pricing": {"inputPerMillionTokens": 0.5, "outputPerMillionTokens": "1"}}]), ""),
     "bad duration": (lambda: provider(timeout="30 seconds"), ""),

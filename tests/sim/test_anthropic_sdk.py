@@ -310,3 +310,39 @@ async def test_a_strict_tool_needs_an_enforceable_schema(sim: Simulator) -> None
             model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}], tools=[loose]
         )
     assert "tools.0.input_schema: objects must set 'additionalProperties' to false" in str(caught.value)
+
+
+async def test_prompt_caching_writes_then_reads_the_marked_prefix(sim: Simulator) -> None:
+    c = client(sim)
+    system = "Rules of the house. " * 40  # 800 characters: 200 tokens
+    first_turn = [{"role": "user", "content": "What are the rules?"}]
+    first = await c.messages.create(
+        model="m", max_tokens=50, system=system, messages=first_turn, cache_control={"type": "ephemeral"}
+    )
+    written = first.usage.cache_creation_input_tokens or 0
+    assert written >= 200 and first.usage.cache_read_input_tokens == 0
+    again = await c.messages.create(
+        model="m", max_tokens=50, system=system, messages=first_turn, cache_control={"type": "ephemeral"}
+    )
+    assert (again.usage.cache_read_input_tokens, again.usage.cache_creation_input_tokens) == (written, 0)
+    # The next turn reads the earlier prefix and writes only what is new, streamed or not.
+    longer = [
+        *first_turn,
+        {"role": "assistant", "content": "x" * 400},
+        {"role": "user", "content": "y" * 400},
+    ]
+    async with c.messages.stream(
+        model="m", max_tokens=50, system=system, messages=longer, cache_control={"type": "ephemeral"}
+    ) as stream:
+        final = await stream.get_final_message()
+    assert final.usage.cache_read_input_tokens == written
+    assert final.usage.cache_creation_input_tokens == 200
+    # A breakpoint on the system prompt alone caches just that.
+    marked = await c.messages.create(
+        model="m",
+        max_tokens=50,
+        system=[{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": "Something else entirely"}],
+    )
+    assert (marked.usage.cache_creation_input_tokens, marked.usage.cache_read_input_tokens) == (200, 0)
+    assert marked.usage.input_tokens == len("Something else entirely") // 4

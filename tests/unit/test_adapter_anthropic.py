@@ -560,7 +560,11 @@ def test_text_response(openai_schema: Any) -> None:
         }
     ]
     assert usage == Usage(
-        input_tokens=12 + 100 + 2048, output_tokens=9, cached_input_tokens=2048, reported=True
+        input_tokens=12 + 100 + 2048,
+        output_tokens=9,
+        cached_input_tokens=2048,
+        cache_write_tokens=100,  # cache_creation_input_tokens: priced apart from fresh input
+        reported=True,
     )
     assert out["usage"] == usage.to_openai()
     assert out["usage"]["prompt_tokens"] == 2160 and out["usage"]["total_tokens"] == 2169
@@ -1070,3 +1074,69 @@ def test_strict_tools_get_a_schema_anthropic_enforces() -> None:
     }
     assert loose["input_schema"] == parameters and "strict" not in loose
     TypeAdapter(MessageCreateParamsNonStreaming).validate_python(out)
+
+
+# --- prompt caching ---------------------------------------------------------------------------
+
+EPHEMERAL = {"type": "ephemeral"}
+
+
+def test_cache_breakpoints_on_parts_messages_and_tools_reach_their_blocks() -> None:
+    tool = {"type": "function", "function": {"name": "t"}, "cache_control": EPHEMERAL}
+    body = {
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Long rules", "cache_control": EPHEMERAL}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": "https://x/a.png"}, "cache_control": EPHEMERAL},
+                    {"type": "text", "text": "look"},
+                ],
+            },
+            {"role": "assistant", "content": "seen", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+            user("and now?"),
+        ],
+        "tools": [tool],
+    }
+    out = upstream_body(body)
+    assert out["system"] == [{"type": "text", "text": "Long rules", "cache_control": EPHEMERAL}]
+    first, second, third = out["messages"]
+    assert first["content"][0]["cache_control"] == EPHEMERAL and "cache_control" not in first["content"][1]
+    assert second["content"] == [{"type": "text", "text": "seen", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    assert "cache_control" not in third["content"][0]
+    assert out["tools"][0]["cache_control"] == EPHEMERAL
+    assert "cache_control" not in out  # the client placed its own breakpoints
+    TypeAdapter(MessageCreateParamsNonStreaming).validate_python(out)
+
+
+def test_a_system_message_breakpoint_marks_its_last_block() -> None:
+    body = {"messages": [{"role": "system", "content": "Rules", "cache_control": EPHEMERAL}, user("hi")]}
+    assert upstream_body(body)["system"] == [{"type": "text", "text": "Rules", "cache_control": EPHEMERAL}]
+
+
+def test_provider_prompt_cache_marks_the_request_unless_the_client_did() -> None:
+    out = upstream_body({"messages": [user("hi")]}, promptCache="1h")
+    assert out["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    TypeAdapter(MessageCreateParamsNonStreaming).validate_python(out)
+    marked = [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": EPHEMERAL}]}]
+    assert "cache_control" not in upstream_body({"messages": marked}, promptCache="1h")
+    own = upstream_body({"messages": [user("hi")], "cache_control": EPHEMERAL}, promptCache="1h")
+    assert own["cache_control"] == EPHEMERAL
+    assert "cache_control" not in upstream_body({"messages": [user("hi")]})
+
+
+def test_a_breakpoint_inside_a_tool_result_moves_onto_the_tool_result() -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "t", "arguments": "{}"}}
+    result = {
+        "role": "tool",
+        "tool_call_id": "call_1",
+        "content": [{"type": "text", "text": "42", "cache_control": EPHEMERAL}],
+    }
+    body = {"messages": [user("q"), {"role": "assistant", "tool_calls": [call]}, result]}
+    block = upstream_body(body)["messages"][2]["content"][0]
+    assert block == {
+        "type": "tool_result",
+        "tool_use_id": "call_1",
+        "content": [{"type": "text", "text": "42"}],
+        "cache_control": EPHEMERAL,
+    }

@@ -91,6 +91,15 @@ def test_openai_compatible_needs_a_base_url():
         load_table({"providers": [{"name": "local", "type": "openai-compatible"}]})
 
 
+def test_prompt_cache_is_for_anthropic_only():
+    table = load_table({"providers": [{"name": "claude", "type": "anthropic", "promptCache": "1h"}]})
+    assert table.providers[0].prompt_cache == "1h"
+    with pytest.raises(TableError, match=r"providers\[0\].*promptCache applies to type anthropic only"):
+        load_table({"providers": [{"name": "oa", "type": "openai", "promptCache": "5m"}]})
+    with pytest.raises(TableError, match=r"providers\[0\]\.promptCache"):
+        load_table({"providers": [{"name": "claude", "type": "anthropic", "promptCache": "10m"}]})
+
+
 def test_errors_name_the_field_path():
     bad = {
         "providers": [{"name": "oa", "type": "openia"}],

@@ -24,6 +24,24 @@ def test_cached_tokens_cost_full_price_without_a_cached_price():
     assert cost_of(usage, plain) == Decimal("0.00002")
 
 
+def test_cache_writes_cost_their_own_price_when_given():
+    usage = Usage(
+        input_tokens=1000, output_tokens=0, cached_input_tokens=400, cache_write_tokens=500, reported=True
+    )
+    written = Pricing(
+        input_per_million_tokens=Decimal("2"),
+        output_per_million_tokens=Decimal("10"),
+        cached_input_per_million_tokens=Decimal("0.2"),
+        cache_write_per_million_tokens=Decimal("2.5"),
+    )
+    # 100 fresh x 2 + 400 read x 0.2 + 500 written x 2.5, per million
+    assert cost_of(usage, written) == Decimal("0.00153")
+    # Without a write price, written tokens cost the input price.
+    assert cost_of(usage, written.model_copy(update={"cache_write_per_million_tokens": None})) == Decimal(
+        "0.00128"
+    )
+
+
 def test_no_price_or_no_usage_is_unpriced_never_zero():
     assert cost_of(Usage(5, 5, reported=True), None) is None
     assert cost_of(Usage(), PRICE) is None

@@ -95,6 +95,15 @@ def _text_block(text: str) -> JSON:
     return {"type": "text", "text": text}
 
 
+def _marked(block: JSON, source: JSON) -> JSON:
+    """Keeps a prompt-caching breakpoint set on an OpenAI part, message or tool (the
+    convention OpenRouter and LiteLLM follow) on the Anthropic block made from it."""
+    mark = source.get("cache_control")
+    if isinstance(mark, dict):
+        block["cache_control"] = mark
+    return block
+
+
 def _text_blocks(content: Any, where: str) -> list[JSON]:
     """String or text parts (system, developer and tool messages accept nothing else)."""
     if isinstance(content, str):
@@ -108,7 +117,7 @@ def _text_blocks(content: Any, where: str) -> list[JSON]:
         if not isinstance(part, dict) or part.get("type") != "text":
             raise _bad(f"{where}.content[{j}]", "must be a text part")
         if part.get("text"):  # Anthropic refuses empty text blocks
-            blocks.append(_text_block(part["text"]))
+            blocks.append(_marked(_text_block(part["text"]), part))
     return blocks
 
 
@@ -138,9 +147,9 @@ def _user_blocks(content: Any, where: str) -> list[JSON]:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
             if part.get("text"):
-                blocks.append(_text_block(part["text"]))
+                blocks.append(_marked(_text_block(part["text"]), part))
         elif kind == "image_url":
-            blocks.append(_image_block(part, f"{where}.content[{j}]"))
+            blocks.append(_marked(_image_block(part, f"{where}.content[{j}]"), part))
         else:
             raise _bad(f"{where}.content[{j}].type", f"{kind!r} is not supported for Anthropic")
     return blocks
@@ -187,6 +196,9 @@ def _tool_result_block(message: JSON, where: str) -> JSON:
             block["content"] = content
     else:
         texts = _text_blocks(content, where)
+        for text in texts:  # Anthropic takes a breakpoint on the tool_result, not inside it
+            if "cache_control" in text:
+                block["cache_control"] = text.pop("cache_control")
         if texts:
             block["content"] = texts
     return block
@@ -203,7 +215,7 @@ def _translate_messages(messages: Any) -> tuple[list[JSON], list[JSON]]:
         where = f"messages[{i}]"
         role = message.get("role") if isinstance(message, dict) else None
         if role in ("system", "developer"):
-            system.extend(_text_blocks(message.get("content"), where))
+            system.extend(_mark_last(_text_blocks(message.get("content"), where), message))
             continue
         if role == "user":
             blocks = _user_blocks(message.get("content"), where)
@@ -215,11 +227,19 @@ def _translate_messages(messages: Any) -> tuple[list[JSON], list[JSON]]:
             raise _bad(f"{where}.role", f"{role!r} is not supported for Anthropic")
         if not blocks:
             continue  # Anthropic refuses empty turns
+        _mark_last(blocks, message)
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
     return system, turns
+
+
+def _mark_last(blocks: list[JSON], message: JSON) -> list[JSON]:
+    """A breakpoint on a whole message belongs on its last block."""
+    if blocks and isinstance(message.get("cache_control"), dict):
+        blocks[-1] = {**blocks[-1], "cache_control": message["cache_control"]}
+    return blocks
 
 
 def _tool(tool: Any, where: str) -> JSON:
@@ -233,7 +253,7 @@ def _tool(tool: Any, where: str) -> JSON:
         out["strict"] = True
     if function.get("description"):
         out["description"] = function["description"]
-    return out
+    return _marked(out, tool)
 
 
 def _tool_choice(choice: Any) -> JSON:
@@ -300,14 +320,29 @@ def _request_body(provider: Provider, model: str, body: JSON, stream: bool) -> J
     out: JSON = {"model": model, "max_tokens": max_tokens, "messages": turns}
     _add_response_format(body.get("response_format"), out, system)
     if system:
-        out["system"] = system[0]["text"] if len(system) == 1 else system
+        plain = len(system) == 1 and "cache_control" not in system[0]
+        out["system"] = system[0]["text"] if plain else system
     if stream:
         out["stream"] = True
     _add_sampling(body, out)
     _add_tools(body, out)
     if body.get("user"):
         out["metadata"] = {"user_id": body["user"]}
+    _add_cache_control(provider, body, out, system)
     return out
+
+
+def _add_cache_control(provider: Provider, body: JSON, out: JSON, system: list[JSON]) -> None:
+    """Automatic prompt caching (Anthropic caches only what a request marks): the client's own
+    top-level `cache_control`, else the provider's promptCache when the client marked nothing."""
+    if isinstance(body.get("cache_control"), dict):
+        out["cache_control"] = body["cache_control"]
+        return
+    if provider.prompt_cache is None:
+        return
+    blocks = [*system, *out.get("tools", ()), *(b for turn in out["messages"] for b in turn["content"])]
+    if not any("cache_control" in block for block in blocks):
+        out["cache_control"] = {"type": "ephemeral", "ttl": provider.prompt_cache}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,12 +362,12 @@ def _count_usage(counts: dict[str, int], raw: Any) -> Usage:
         if isinstance(details, dict) and isinstance(details.get("thinking_tokens"), int):
             counts["thinking_tokens"] = details["thinking_tokens"]
     cache_read = counts.get("cache_read_input_tokens", 0)
+    cache_write = counts.get("cache_creation_input_tokens", 0)
     return Usage(
-        input_tokens=counts.get("input_tokens", 0)
-        + cache_read
-        + counts.get("cache_creation_input_tokens", 0),
+        input_tokens=counts.get("input_tokens", 0) + cache_read + cache_write,
         output_tokens=counts.get("output_tokens", 0),
         cached_input_tokens=cache_read,
+        cache_write_tokens=cache_write,
         reasoning_tokens=counts.get("thinking_tokens", 0),
         reported=bool(counts),
     )

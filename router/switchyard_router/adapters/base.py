@@ -28,6 +28,7 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_tokens: int = 0  # Anthropic's: part of input_tokens, at their own price
     reasoning_tokens: int = 0
     reported: bool = False  # False: the provider gave no usage, so the request is unpriced
 
