@@ -146,6 +146,26 @@ async def test_image_data_url_reaches_every_family(gateway):
         assert completion.choices[0].message.content
 
 
+async def test_a_pdf_reaches_every_family_in_its_own_form(gateway, sim):
+    _, client = gateway
+    pdf = "JVBERi0xLjQKJcOkw7zDtsOf"
+    part = {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{pdf}", "filename": "q3.pdf"}}
+    for model in FAMILIES:
+        completion = await client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": [{"type": "text", "text": "Summarise"}, part]}]
+        )
+        assert "Summarise" in (completion.choices[0].message.content or "")
+    claude = sim.last_request("claude")["body"]["messages"][0]["content"][1]
+    assert claude == {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": pdf},
+        "title": "q3.pdf",
+    }
+    gemini = sim.last_request("gem")["body"]["contents"][0]["parts"][1]
+    assert gemini == {"inlineData": {"mimeType": "application/pdf", "data": pdf}}
+    assert sim.last_request("primary")["body"]["messages"][0]["content"][1] == part
+
+
 @pytest.mark.parametrize("model", ["primary/embed-sim", "gem/embed-sim"])
 async def test_embeddings(gateway, model):
     _, client = gateway

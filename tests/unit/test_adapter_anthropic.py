@@ -238,11 +238,26 @@ def test_user_content_parts() -> None:
             "content[0].image_url.url",
         ),
         ({"type": "image_url", "image_url": {}}, "content[0].image_url.url"),
+        ({"type": "file", "file": {"file_id": "file-abc"}}, "content[0].file.file_data"),
+        ({"type": "file", "file": {"file_data": "data:text/csv;base64,YSxi"}}, "content[0].file.file_data"),
+        ({"type": "file", "file": "x"}, "content[0].file.file_data"),
     ],
 )
 def test_unsupported_user_parts_are_bad_requests(part: Any, field: str) -> None:
     error = bad_request({"messages": [user([part])]})
     assert error.message.startswith(f"messages[0].{field} ")
+
+
+def test_a_pdf_file_part_becomes_a_document_block() -> None:
+    pdf = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "q3.pdf"}}
+    bare = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0="}}
+    out = upstream_body({"messages": [user([pdf, bare, {"type": "text", "text": "Summarise"}])]})
+    source = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}
+    assert out["messages"][0]["content"][:2] == [
+        {"type": "document", "source": source, "title": "q3.pdf"},
+        {"type": "document", "source": source},
+    ]
+    TypeAdapter(MessageCreateParamsNonStreaming).validate_python(out)
 
 
 def test_assistant_tool_calls_become_tool_use_blocks() -> None:

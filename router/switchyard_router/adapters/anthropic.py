@@ -121,6 +121,13 @@ def _text_blocks(content: Any, where: str) -> list[JSON]:
     return blocks
 
 
+def _data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a base64 data URL."""
+    header, comma, data = url[5:].partition(",") if url.startswith("data:") else ("", "", "")
+    params = header.split(";")
+    return (params[0], data) if comma and "base64" in params[1:] else None
+
+
 def _image_block(part: JSON, where: str) -> JSON:
     image = part.get("image_url")
     url = image.get("url") if isinstance(image, dict) else image
@@ -128,13 +135,31 @@ def _image_block(part: JSON, where: str) -> JSON:
         raise _bad(f"{where}.image_url.url", "is required")
     if url.startswith(("https://", "http://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
-    if url.startswith("data:"):
-        header, comma, data = url[5:].partition(",")
-        params = header.split(";")
-        if comma and "base64" in params[1:]:
-            source = {"type": "base64", "media_type": params[0], "data": data}
-            return {"type": "image", "source": source}
-    raise _bad(f"{where}.image_url.url", "must be an http(s) URL or a base64 data URL")
+    inline = _data_url(url)
+    if inline is None:
+        raise _bad(f"{where}.image_url.url", "must be an http(s) URL or a base64 data URL")
+    return {"type": "image", "source": {"type": "base64", "media_type": inline[0], "data": inline[1]}}
+
+
+def _document_block(part: JSON, where: str) -> JSON:
+    """An OpenAI file part (a PDF, as the SDKs send it) as Anthropic's document block."""
+    file = part.get("file")
+    if not isinstance(file, dict):
+        file = {}
+    data = file.get("file_data")
+    inline = _data_url(data) if isinstance(data, str) else None
+    if inline is None or inline[0] != "application/pdf":
+        raise _bad(
+            f"{where}.file.file_data",
+            "must be a base64 data URL of a PDF for Anthropic (a file_id cannot be sent there)",
+        )
+    block: JSON = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": inline[0], "data": inline[1]},
+    }
+    if isinstance(file.get("filename"), str):
+        block["title"] = file["filename"]
+    return block
 
 
 def _user_blocks(content: Any, where: str) -> list[JSON]:
@@ -150,6 +175,8 @@ def _user_blocks(content: Any, where: str) -> list[JSON]:
                 blocks.append(_marked(_text_block(part["text"]), part))
         elif kind == "image_url":
             blocks.append(_marked(_image_block(part, f"{where}.content[{j}]"), part))
+        elif kind == "file":
+            blocks.append(_marked(_document_block(part, f"{where}.content[{j}]"), part))
         else:
             raise _bad(f"{where}.content[{j}].type", f"{kind!r} is not supported for Anthropic")
     return blocks
