@@ -48,3 +48,14 @@ def check(schema_name: str, instance: Any) -> None:
     """Assert that `instance` conforms to the spec's `components.schemas[schema_name]`."""
     errors = sorted(validator(schema_name).iter_errors(instance), key=str)
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
+
+
+def schema_properties(schema_name: str) -> set[str]:
+    """The property names of a schema, through its allOf parts."""
+    schemas = _spec()["components"]["schemas"]
+    node = schemas[schema_name]
+    names = set(node.get("properties", {}))
+    for part in node.get("allOf", ()):
+        ref = part.get("$ref")
+        names |= schema_properties(ref.rsplit("/", 1)[-1]) if ref else set(part.get("properties", {}))
+    return names

@@ -230,8 +230,23 @@ def _finish_reason(ans: Answer) -> str:
     return "length" if ans.truncated else "stop"
 
 
+# CreateChatCompletionRequest's properties in OpenAI's OpenAPI description: the API refuses any
+# other top-level argument (Anthropic's cache_control among them).
+CHAT_ARGUMENTS = frozenset(
+    {"model", "messages", "audio", "frequency_penalty", "function_call", "functions", "logit_bias"}
+    | {"logprobs", "max_completion_tokens", "max_tokens", "metadata", "modalities", "moderation", "n"}
+    | {"parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key", "prompt_cache_options"}
+    | {"prompt_cache_retention", "reasoning_effort", "response_format", "safety_identifier", "seed"}
+    | {"service_tier", "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools"}
+    | {"top_logprobs", "top_p", "user", "verbosity", "web_search_options"}
+)
+
+
 def chat_completions(call: Call) -> Reply:
     body = call.body
+    unknown = next((name for name in body if name not in CHAT_ARGUMENTS), None)
+    if unknown is not None:
+        raise BadRequest(f"Unrecognized request argument supplied: {unknown}")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("you must provide a model parameter", param="model")

@@ -47,3 +47,33 @@ async def test_a_chat_is_cached_after_its_first_turn_and_priced_so(sim, start_ro
     assert final is not None and final.prompt_tokens_details is not None
     assert final.prompt_tokens_details.cached_tokens == written
     await client.close()
+
+
+async def test_breakpoints_meant_for_anthropic_do_not_fail_openai_first(sim, start_router):
+    # OpenAI refuses arguments it does not know: the router keeps Anthropic's breakpoints away
+    # from it, and hands them to Anthropic when the route falls back there.
+    table = table_for(sim.url)
+    table["providers"][0]["type"] = "openai"
+    _, url = await start_router(table)
+    client = AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    mark = {"type": "ephemeral"}
+    messages = [
+        {"role": "system", "content": "Rules", "cache_control": mark},
+        {"role": "user", "content": "Hi"},
+    ]
+    extra = {"cache_control": mark}
+    served = await client.chat.completions.with_raw_response.create(
+        model="chat", messages=messages, extra_body=extra
+    )
+    assert served.headers["x-switchyard-provider"] == "primary"
+    assert "cache_control" not in str(sim.last_request("primary")["body"])
+
+    sim.set_faults("primary", error_rate=1.0, error_status=503)
+    fallen = await client.chat.completions.with_raw_response.create(
+        model="chat", messages=messages, extra_body=extra
+    )
+    assert fallen.headers["x-switchyard-provider"] == "claude"
+    sent = sim.last_request("claude")["body"]
+    assert sent["cache_control"] == mark
+    assert sent["system"] == [{"type": "text", "text": "Rules", "cache_control": mark}]
+    await client.close()

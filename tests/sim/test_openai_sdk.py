@@ -11,7 +11,9 @@ import pydantic
 import pytest
 from openai import AsyncOpenAI
 from switchyard_sim import Simulator
+from switchyard_sim.openai_api import CHAT_ARGUMENTS
 
+from ..openai_spec import AVAILABLE, schema_properties
 from .conftest import KEY
 
 WEATHER_TOOL = {
@@ -355,3 +357,18 @@ async def test_json_schema_needs_a_name(sim: Simulator) -> None:
             response_format={"type": "json_schema", "json_schema": {"schema": {}}},  # type: ignore[typeddict-item]
         )
     assert caught.value.param == "response_format"
+
+
+async def test_unknown_arguments_are_refused_like_openai(sim: Simulator) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client(sim).chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "x"}],
+            extra_body={"cache_control": {"type": "ephemeral"}},
+        )
+    assert "Unrecognized request argument supplied: cache_control" in str(caught.value)
+
+
+@pytest.mark.skipif(not AVAILABLE, reason="OpenAI's OpenAPI description is not available")
+def test_the_known_arguments_are_the_specs() -> None:
+    assert schema_properties("CreateChatCompletionRequest") == CHAT_ARGUMENTS

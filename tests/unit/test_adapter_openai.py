@@ -37,6 +37,42 @@ def test_no_key_no_authorization_and_openrouter_attribution():
     assert "stream_options" not in orjson.loads(request.body)
 
 
+MARK = {"type": "ephemeral"}
+MARKED = {
+    "model": "chat",
+    "cache_control": MARK,
+    "messages": [
+        {"role": "system", "content": "Rules", "cache_control": MARK},
+        {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": MARK}, {"type": "text", "text": "!"}]},
+        {"role": "assistant", "content": None, "tool_calls": []},
+        "not a message",
+    ],
+    "tools": [{"type": "function", "function": {"name": "t"}, "cache_control": MARK}],
+}
+
+
+def test_cache_breakpoints_stay_away_from_openai_and_groq():
+    before = copy.deepcopy(MARKED)
+    for provider in (Provider(name="oa", type=ProviderType.OPENAI), GROQ):
+        sent = orjson.loads(ADAPTER.chat_request(provider, "k", "m", MARKED, False).body)
+        assert b"cache_control" not in orjson.dumps(sent)
+        assert sent["messages"][0] == {"role": "system", "content": "Rules"}
+        assert sent["messages"][1]["content"] == [{"type": "text", "text": "hi"}, {"type": "text", "text": "!"}]
+        assert sent["messages"][2:] == MARKED["messages"][2:]
+        assert sent["tools"] == [{"type": "function", "function": {"name": "t"}}]
+    assert before == MARKED  # the next target (Anthropic) still gets them
+    plain = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    sent = orjson.loads(ADAPTER.chat_request(GROQ, "k", "m", plain, False).body)
+    assert sent["messages"] == plain["messages"]
+
+
+def test_openrouter_and_other_servers_get_the_breakpoints_as_sent():
+    compatible = Provider(name="vllm", type=ProviderType.OPENAI_COMPATIBLE, baseURL="http://vllm/v1")
+    for provider in (ROUTER, compatible):
+        sent = orjson.loads(ADAPTER.chat_request(provider, "k", "m", MARKED, False).body)
+        assert sent == {**MARKED, "model": "m"}
+
+
 def test_json_response_passes_through_with_usage():
     body = orjson.dumps(
         {

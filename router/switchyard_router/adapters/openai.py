@@ -7,6 +7,7 @@ for usage so spend is counted; the usage chunk is dropped again when the client 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -26,6 +27,9 @@ from .base import (
 
 # OpenRouter asks apps to name themselves; harmless elsewhere.
 _ATTRIBUTION = {ProviderType.OPENROUTER: {"X-Title": "Switchyard"}}
+# Refuse arguments they do not know, and cache on their own: Anthropic's cache_control
+# breakpoints, meant for a fallback to Anthropic, would fail the request there.
+_NO_CACHE_MARKS = frozenset({ProviderType.OPENAI, ProviderType.GROQ})
 
 
 def _headers(provider: Provider, key: str | None) -> dict[str, str]:
@@ -35,6 +39,25 @@ def _headers(provider: Provider, key: str | None) -> dict[str, str]:
     if key:
         headers["Authorization"] = f"Bearer {key}"
     return headers
+
+
+def _unmarked(items: Any) -> Any:
+    """Messages, content parts or tools without cache_control, copied only where one is found
+    (the client's body serves the next target too)."""
+    if not isinstance(items, list):
+        return items
+    out, changed = [], False
+    for item in items:
+        if isinstance(item, dict):
+            content = item.get("content")
+            inner = _unmarked(content)
+            if "cache_control" in item or inner is not content:
+                item = {k: v for k, v in item.items() if k != "cache_control"}
+                if inner is not content:
+                    item["content"] = inner
+                changed = True
+        out.append(item)
+    return out if changed else items
 
 
 def _usage_at(data: bytes, end: int) -> int:
@@ -130,6 +153,11 @@ class OpenAIAdapter(ProviderAdapter):
     ) -> UpstreamRequest:
         upstream = dict(body)
         upstream["model"] = model
+        if provider.type in _NO_CACHE_MARKS:
+            upstream.pop("cache_control", None)
+            for field in ("messages", "tools"):
+                if field in upstream:
+                    upstream[field] = _unmarked(upstream[field])
         if stream:
             options = dict(upstream.get("stream_options") or {})
             options["include_usage"] = True
