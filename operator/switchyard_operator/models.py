@@ -163,7 +163,7 @@ class ModelEntry(SpecModel):
     name: str = Field(
         min_length=1,
         max_length=256,
-        description="The provider's own model id, e.g. gpt-4o-mini or claude-3-5-haiku-latest.",
+        description="The provider's own model id, e.g. gpt-4o-mini or claude-haiku-4-5.",
     )
     context_window: int | None = Field(
         default=None,

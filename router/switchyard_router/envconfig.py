@@ -17,8 +17,8 @@ ENV_PROVIDERS: dict[str, ProviderType] = {
 
 DEFAULT_MODELS: dict[str, str] = {
     "openai": "gpt-4o-mini",
-    "anthropic": "claude-3-5-haiku-latest",
-    "gemini": "gemini-2.0-flash",
+    "anthropic": "claude-haiku-4-5",
+    "gemini": "gemini-3.1-flash-lite",
     "openrouter": "openai/gpt-4o-mini",
     "groq": "llama-3.1-8b-instant",
 }

@@ -19,6 +19,7 @@ from .content import Answer, Prompt, answer, choose_tool, embedding, estimate_to
 from .wire import JSON, BadRequest, Call, Family, Reply, json_response, retry_after_header, text_of
 
 MODELS = (
+    ("gemini-3.1-flash-lite", "Gemini 3.1 Flash-Lite", ["generateContent", "countTokens"], 1048576, 65536),
     ("gemini-2.5-flash", "Gemini 2.5 Flash", ["generateContent", "countTokens"], 1048576, 65536),
     ("gemini-2.0-flash", "Gemini 2.0 Flash", ["generateContent", "countTokens"], 1048576, 8192),
     ("gemini-embedding-001", "Gemini Embedding 001", ["embedContent", "countTokens"], 2048, 1),

@@ -23,7 +23,7 @@ def write(dir_: Path, name: str, *docs) -> None:
 def test_samples_compile_and_print_the_configmap(capsys):
     assert main(["-f", str(ROOT / "samples")]) == 0
     out = capsys.readouterr().out
-    assert "chat (Priority): openrouter/meta-llama/llama-3.1-70b-instruct -> gemini/gemini-2.0-flash" in out
+    assert "chat (Priority): openrouter/meta-llama/llama-3.1-70b-instruct -> gemini/gemini-3.1-flash-lite" in out
     docs = [d for d in yaml.safe_load_all(out) if d]
     (cm,) = docs
     assert cm["kind"] == "ConfigMap" and cm["metadata"]["name"] == "chatbot-routes"
