@@ -58,7 +58,7 @@ class Metrics:
         )
         self.tokens = t.counter(
             "switchyard_tokens",
-            "Tokens by route, provider, model and type.",
+            "Tokens by route, provider, model and type (input, output, cached_input, cache_write).",
             ["route", "provider", "model", "type"],
         )
         self.cost = t.counter(
@@ -142,6 +142,7 @@ class Metrics:
                 tokens_in=self.tokens.labels(route, provider, model, "input"),
                 tokens_out=self.tokens.labels(route, provider, model, "output"),
                 tokens_cached=self.tokens.labels(route, provider, model, "cached_input"),
+                tokens_cache_write=self.tokens.labels(route, provider, model, "cache_write"),
                 first_chunk=self.first_chunk.labels(*genai),
                 per_chunk=self.per_chunk.labels(*genai),
                 cost=self.cost.labels(route, provider, model),
@@ -166,6 +167,7 @@ class TargetSeries:
     tokens_in: Count
     tokens_out: Count
     tokens_cached: Count
+    tokens_cache_write: Count
     first_chunk: Buckets
     per_chunk: Buckets
     cost: Count
@@ -185,6 +187,8 @@ class TargetSeries:
             self.tokens_out.inc(usage.output_tokens)
             if usage.cached_input_tokens:
                 self.tokens_cached.inc(usage.cached_input_tokens)
+            if usage.cache_write_tokens:
+                self.tokens_cache_write.inc(usage.cache_write_tokens)
 
 
 class _StateCollector(Collector):

@@ -23,7 +23,7 @@ async def test_a_chat_is_cached_after_its_first_turn_and_priced_so(sim, start_ro
     claude = table["providers"][1]
     claude["promptCache"] = "5m"
     claude["models"] = [{"name": "claude-sim", "pricing": PRICES}]
-    _, url = await start_router(table)
+    router, url = await start_router(table)
     client = AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
     messages = [{"role": "system", "content": "House rules. " * 100}, {"role": "user", "content": "Hello"}]
 
@@ -46,6 +46,10 @@ async def test_a_chat_is_cached_after_its_first_turn_and_priced_so(sim, start_ro
     final = chunks[-1].usage
     assert final is not None and final.prompt_tokens_details is not None
     assert final.prompt_tokens_details.cached_tokens == written
+    series = '{model="claude-sim",provider="claude",route="claude/claude-sim",type="%s"}'
+    metrics = router.metrics.render().decode()
+    assert f"switchyard_tokens_total{series % 'cache_write'} {written}.0" in metrics
+    assert f"switchyard_tokens_total{series % 'cached_input'} {written}.0" in metrics
     await client.close()
 
 
