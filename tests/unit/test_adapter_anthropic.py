@@ -490,12 +490,14 @@ def test_sampling_stop_user_and_stream() -> None:
         "messages": [user("hi")],
         "temperature": 0.3,
         "top_p": 0.9,
+        "top_k": 40,
         "stop": "\n\nHuman:",
         "user": "user-1234",
     }
     out = upstream_body(body, stream=True)
     assert out["temperature"] == 0.3
     assert out["top_p"] == 0.9
+    assert out["top_k"] == 40
     assert out["stop_sequences"] == ["\n\nHuman:"]
     assert out["metadata"] == {"user_id": "user-1234"}
     assert out["stream"] is True

@@ -317,6 +317,8 @@ def _add_sampling(body: JSON, out: JSON) -> None:
         out["temperature"] = temperature
     if body.get("top_p") is not None:
         out["top_p"] = body["top_p"]
+    if body.get("top_k") is not None:  # not OpenAI's, but clients send it for the others
+        out["top_k"] = body["top_k"]
     stop = body.get("stop")
     if stop:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
