@@ -106,7 +106,7 @@ async def serve(router: Router, sources: Sources, args: argparse.Namespace) -> N
     kube = KubeClient(config) if config else None
     reporter = UsageReporter(router, kube) if kube else None
     if kube is not None and args.policy:
-        background.append(APIWatch(router, kube, args.policy, sources.environment()).run())
+        background.append(APIWatch(router, kube, args.policy).run())
     if reporter is not None:
         background.append(reporter.run(args.report_interval))
     tasks = start(background)
@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     handler = log_handler(args.log_format)
     logging.basicConfig(level=args.log_level, handlers=[handler])
-    sources = Sources(args.config, args.env_file, args.credentials_dir)
+    # Following a policy, keys come from its credentials only, never from the environment.
+    sources = Sources(args.config, args.env_file, args.credentials_dir, keys_from_env=not args.policy)
     try:
         env = sources.environment()
         tokens = load_tokens(args.caller_tokens_file, env)
@@ -156,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         check_exposure(args.host, tokens, args.allow_unauthenticated)
         # Following a policy through the API, the table arrives by the watch: start not ready.
         from_api = args.config is None and args.policy and kube_config(args) is not None
+        if args.policy and args.config is None and not from_api:
+            raise EnvConfigError(
+                f"--policy {args.policy} needs its table: give --config FILE, or API access "
+                "(in-cluster, or --kube-api URL)"
+            )
         loaded = None if from_api else sources.load()
     except (TableError, EnvConfigError, CallerConfigError) as exc:
         print(f"switchyard-router: {exc}", file=sys.stderr)

@@ -75,8 +75,9 @@ async def watch_files(router: Router, sources: Sources, interval: float) -> None
             reload_from(router, sources.load, "files")
 
 
-def credentials_from_secret(secret: JSON | None, environ: dict[str, str]) -> CredentialStore:
-    values = dict(environ)
+def credentials_from_secret(secret: JSON | None) -> CredentialStore:
+    """The policy's keys from its Secret, and nothing else (never the router's environment)."""
+    values: dict[str, str] = {}
     for key, encoded in ((secret or {}).get("data") or {}).items():
         value = base64.b64decode(encoded).decode().strip()
         if value:
@@ -87,12 +88,11 @@ def credentials_from_secret(secret: JSON | None, environ: dict[str, str]) -> Cre
 class APIWatch:
     """Follows the policy's ConfigMap and Secret through the API server."""
 
-    def __init__(self, router: Router, kube: KubeClient, policy: str, environ: dict[str, str]) -> None:
+    def __init__(self, router: Router, kube: KubeClient, policy: str) -> None:
         self.router = router
         self.kube = kube
         self.names = {"configmaps": f"{policy}-routes", "secrets": f"{policy}-credentials"}
         self.objects: dict[str, JSON | None] = {"configmaps": None, "secrets": None}
-        self.environ = environ
 
     def _apply(self) -> None:
         configmap = self.objects["configmaps"]
@@ -100,7 +100,7 @@ class APIWatch:
 
             def load() -> tuple[Any, CredentialStore]:
                 table = table_from_document(configmap)
-                return table, credentials_from_secret(self.objects["secrets"], self.environ)
+                return table, credentials_from_secret(self.objects["secrets"])
 
             reload_from(self.router, load, "the API")
 

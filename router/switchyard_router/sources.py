@@ -17,9 +17,14 @@ from .table import RoutingTable, TableError, load_table
 
 @dataclass(frozen=True)
 class Sources:
+    """Standalone, a table credential names a key file or an environment variable. Following a
+    policy in a cluster (`keys_from_env` off), keys come only from the policy's credentials:
+    a table that names `HTTPS_PROXY` or any other variable of the router gets nothing."""
+
     config: Path | None
     env_file: Path | None
     credentials_dir: Path | None
+    keys_from_env: bool = True
 
     def environment(self) -> dict[str, str]:
         """The process environment over the `.env` file: what is set explicitly wins."""
@@ -34,7 +39,8 @@ class Sources:
         if self.config is None:
             table = table_from_env(env)
             return table, CredentialStore(credential_values(env))
-        return read_table_file(self.config), CredentialStore.load(self.credentials_dir, env)
+        keys_env = env if self.keys_from_env else {}
+        return read_table_file(self.config), CredentialStore.load(self.credentials_dir, keys_env)
 
 
 def read_table_file(path: Path) -> RoutingTable:

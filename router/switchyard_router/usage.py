@@ -166,7 +166,8 @@ class UsageLedger:
         cost: Decimal | None,
     ) -> None:
         target.observe_latency(seconds)
-        self._add(target.provider.name, target.model, usage, cost)
+        # Keyed by the bounded label: clients pinning made-up model names add no counters.
+        self._add(target.provider.name, target.model_label, usage, cost)
         series.success(seconds, usage, cost)
         if usage.reported:  # the prompt estimate was charged up front; the answer's tokens now
             target.shared.charge(key, usage.output_tokens, time.monotonic())

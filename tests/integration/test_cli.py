@@ -48,6 +48,15 @@ async def test_dotenv_in_the_working_directory_is_read_by_default(tmp_path: Path
     assert b"PROVIDER_TIMEOUT='never' is invalid" in err
 
 
+async def test_a_policy_without_its_table_stops_start_up(tmp_path: Path):
+    # Following a policy, the environment never makes the table (nor the keys).
+    process = await run_router("--policy", "chat", "--env-file", str(tmp_path / "none"),
+                               env={"PRIMARY_PROVIDER": "openai", "OPENAI_API_KEY": "sk-env"})
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert b"--policy chat needs its table: give --config FILE, or API access" in err
+
+
 async def test_invalid_table_file_names_the_field(tmp_path: Path):
     config = tmp_path / "t.yaml"
     config.write_text(yaml.safe_dump({"providers": [{"name": "x", "type": "nope"}]}))

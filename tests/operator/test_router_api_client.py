@@ -117,7 +117,7 @@ async def test_the_policy_objects_are_followed_and_a_deletion_keeps_the_table(
     kube: Kube, client: KubeClient, caplog: pytest.LogCaptureFixture
 ):
     router = Router()
-    watch = APIWatch(router, client, "p", {})
+    watch = APIWatch(router, client, "p")
     tasks = [
         asyncio.ensure_future(watch.follow(kind, retry_delay=0.05)) for kind in ("configmaps", "secrets")
     ]
@@ -148,7 +148,7 @@ async def test_following_backs_off_while_the_api_fails(
 ):
     api[f"get {core_path('configmaps', NS)}/p-routes"] << 500 << {"message": "etcd is down"}
     caplog.set_level(logging.WARNING, "switchyard.router")
-    task = asyncio.ensure_future(APIWatch(Router(), client, "p", {}).follow("configmaps", retry_delay=0.01))
+    task = asyncio.ensure_future(APIWatch(Router(), client, "p").follow("configmaps", retry_delay=0.01))
     try:
         await eventually(lambda: _async(len(caplog.records) >= 3 or None))
     finally:

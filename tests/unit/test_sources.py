@@ -83,3 +83,24 @@ def test_the_files_signature_changes_with_every_source_file(tmp_path: Path):
     assert files_signature(sources) != seen
     env_file.unlink()
     assert files_signature(sources)[-1] is None  # a file gone is a state to notice, not an error
+
+
+def test_following_a_policy_keys_come_from_its_credentials_never_the_environment(tmp_path: Path, monkeypatch):
+    # A table that names a variable of the router (a proxy password, say) as a key gets nothing
+    # when the router follows a policy; standalone, naming a variable is how keys are given.
+    table = {
+        "providers": [{"name": "oa", "type": "openai", "credentials": [
+            {"name": "main", "key": "oa.main"}, {"name": "stolen", "key": "PROXY_PASSWORD"}]}],
+        "routes": [{"name": "chat", "targets": [{"provider": "oa", "model": "m"}]}],
+    }
+    config = tmp_path / "table.yaml"
+    config.write_text(yaml.safe_dump(table))
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "oa.main").write_text("sk-policy-key")
+    monkeypatch.setenv("PROXY_PASSWORD", "hunter2-proxy")
+    _, policy_store = Sources(config, None, creds, keys_from_env=False).load()
+    assert policy_store.get("oa.main") == "sk-policy-key"
+    assert policy_store.get("PROXY_PASSWORD") is None
+    _, standalone = Sources(config, None, creds).load()
+    assert standalone.get("PROXY_PASSWORD") == "hunter2-proxy"
