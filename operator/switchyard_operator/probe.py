@@ -6,15 +6,19 @@ The error kept in status is the adapter's classification of the answer, with any
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
 import httpx
 from switchyard_router.adapters import adapter_for
+from switchyard_router.errors import redirect_error
 from switchyard_router.table import Provider, parse_duration
 
 from .models import HealthCheckMode, HealthCheckSpec, HealthState, HealthStatus
 from .secrets import redact
+
+PROBE_READ_LIMIT = 4096  # bytes of an answer read at most
 
 
 @dataclass(frozen=True)
@@ -38,14 +42,19 @@ async def probe(
     timeout = parse_duration(check.timeout)
     started = time.perf_counter()
     try:
-        response = await http.request(
+        # Redirects are not followed (they would carry the key elsewhere), and the answer is
+        # read only as far as classifying it needs, uncompressed, within the timeout as a whole
+        # (httpx's applies to each read: a trickle would pass it).
+        async with asyncio.timeout(timeout), http.stream(
             request.method,
             request.url,
-            headers=request.headers,
+            headers={**request.headers, "Accept-Encoding": "identity"},
             content=request.body or None,
             timeout=timeout,
-        )
-    except httpx.TimeoutException:
+            follow_redirects=False,
+        ) as response:
+            answer = await _head(response)
+    except (httpx.TimeoutException, TimeoutError):
         return ProbeOutcome(False, _ms(started), f"Timeout: no answer within {check.timeout}")
     except httpx.HTTPError as exc:
         message = redact(str(exc) or type(exc).__name__, {"key": key or ""})
@@ -53,9 +62,25 @@ async def probe(
     latency = _ms(started)
     if response.is_success:
         return ProbeOutcome(True, latency)
-    error = adapter.error(response.status_code, response.headers, response.content)
+    if 300 <= response.status_code < 400:
+        error = redirect_error(provider.name, response.status_code, response.headers.get("location"))
+        return ProbeOutcome(False, latency, f"{error.kind}: {error.message}")
+    error = adapter.error(response.status_code, response.headers, answer)
     message = redact(f"{error.kind}: HTTP {response.status_code}: {error.message}", {"key": key or ""})
     return ProbeOutcome(False, latency, message[:500])
+
+
+async def _head(response: httpx.Response) -> bytes:
+    """The first PROBE_READ_LIMIT bytes of an answer: enough for an error's message, and a
+    hostile endpoint's endless or compressed body costs nothing more."""
+    if response.headers.get("content-encoding", "identity") != "identity":
+        return b""  # compressed though asked not to be: its status classifies it
+    body = b""
+    async for chunk in response.aiter_raw():
+        body += chunk
+        if len(body) >= PROBE_READ_LIMIT:
+            break
+    return body[:PROBE_READ_LIMIT]
 
 
 def _ms(started: float) -> int:

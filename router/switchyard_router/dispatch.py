@@ -26,7 +26,7 @@ import aiohttp
 from .adapters import StreamState, StreamTranslator, UpstreamRequest, Usage
 from .adapters.base import JSON, upstream_request_id
 from .backoff import retry_delay
-from .errors import WAIT_KINDS, ErrorKind, UpstreamError
+from .errors import WAIT_KINDS, ErrorKind, UpstreamError, redirect_error
 from .limits import exhausted_for
 from .metrics import Metrics, TargetSeries
 from .redact import Redactor
@@ -46,7 +46,13 @@ RETRY_SAME_TARGET = frozenset(
 # Tell about the target's health (the circuit breaker counts them); other kinds are about the
 # request or the key.
 TARGET_FAILURES = frozenset(
-    {ErrorKind.OVERLOADED, ErrorKind.SERVER_ERROR, ErrorKind.CONNECTION_ERROR, ErrorKind.TIMEOUT}
+    {
+        ErrorKind.OVERLOADED,
+        ErrorKind.SERVER_ERROR,
+        ErrorKind.CONNECTION_ERROR,
+        ErrorKind.TIMEOUT,
+        ErrorKind.REDIRECTED,
+    }
 )
 # Tied to one key: another key of the same target may go at once.
 KEY_FAILURES = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.UNAUTHORIZED})
@@ -137,7 +143,9 @@ class Dispatcher:
             started = perf_counter()
             status, headers, raw, request_id = await self._send(target, key, series, request, timeout)
             if status >= 300:
-                raise adapter.error(status, headers, raw)
+                err = adapter.error(status, headers, raw)
+                err.request_id = request_id
+                raise err
             if operation == "embeddings":
                 out, usage = adapter.embeddings_response(raw, target.model)
             else:
@@ -162,12 +170,13 @@ class Dispatcher:
         try:
             with watchdog:
                 async with self.upstreams.send(target.provider, request) as response:
+                    status = response.status
+                    if 300 <= status < 400:
+                        raise redirect_error(target.provider.name, status, response.headers.get("Location"))
                     raw = await response.read()
                     adapt_to_headers(key, response.headers)
-                    headers = (
-                        {k.lower(): v for k, v in response.headers.items()} if response.status >= 300 else {}
-                    )
-                    return response.status, headers, raw, upstream_request_id(response.headers)
+                    headers = {k.lower(): v for k, v in response.headers.items()} if status >= 300 else {}
+                    return status, headers, raw, self.redact.header(upstream_request_id(response.headers))
         except asyncio.CancelledError:
             if not watchdog.fired():
                 raise
@@ -195,7 +204,7 @@ class Dispatcher:
             request = target.adapter.chat_request(target.provider, key.value, target.model, body, True)
             series = self.metrics.series(route.route.name, target.provider.name, target.model_label, "chat")
             stream = UpstreamStream(target, key, series, target.adapter.stream(state), deadline, timeout)
-            await stream.open(self.upstreams, request, min(first_token or timeout, timeout))
+            await stream.open(self.upstreams, request, min(first_token or timeout, timeout), self.redact)
             return stream
 
         return await _Run(self, route, body, prompt_tokens, attempt).execute()
@@ -395,7 +404,9 @@ class UpstreamStream:
         self.finished = False
         self.request_id: str | None = None
 
-    async def open(self, upstreams: Upstreams, request: UpstreamRequest, first_timeout: float) -> None:
+    async def open(
+        self, upstreams: Upstreams, request: UpstreamRequest, first_timeout: float, redact: Redactor
+    ) -> None:
         """Send the request and read up to the first frames for the client (`first`); an
         upstream whose whole stream arrived by then is finished here already."""
         self.target.in_flight += 1
@@ -405,12 +416,17 @@ class UpstreamStream:
         try:
             with watchdog:
                 self._response = response = await upstreams.send(self.target.provider, request)
+                status = response.status
+                if 300 <= status < 400:
+                    raise redirect_error(self.target.provider.name, status, response.headers.get("Location"))
                 adapt_to_headers(self.key, response.headers)
-                self.request_id = upstream_request_id(response.headers)
-                if response.status >= 300:
+                self.request_id = redact.header(upstream_request_id(response.headers))
+                if status >= 300:
                     raw = await response.read()
                     headers = {k.lower(): v for k, v in response.headers.items()}
-                    raise self.target.adapter.error(response.status, headers, raw)
+                    err = self.target.adapter.error(status, headers, raw)
+                    err.request_id = self.request_id
+                    raise err
                 content = response.content
                 while not self.first:
                     self.first = self._translate(await content.readany())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -18,6 +20,8 @@ class ErrorKind(StrEnum):
     BAD_REQUEST = "BadRequest"
     CONTEXT_LENGTH_EXCEEDED = "ContextLengthExceeded"
     CONTENT_FILTERED = "ContentFiltered"
+    # A 3xx: redirects are never followed (they would carry the key and the prompt elsewhere).
+    REDIRECTED = "Redirected"
 
 
 # What the client sees when every target failed with this kind (OpenAI's status and error type).
@@ -31,6 +35,7 @@ _CLIENT_STATUS: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.BAD_REQUEST: (400, "invalid_request_error"),
     ErrorKind.CONTEXT_LENGTH_EXCEEDED: (400, "invalid_request_error"),
     ErrorKind.CONTENT_FILTERED: (400, "invalid_request_error"),
+    ErrorKind.REDIRECTED: (502, "api_error"),
 }
 
 
@@ -96,6 +101,8 @@ def error_body(message: str, type_: str, *, code: str | None = None, param: str 
 
 def kind_from_status(status: int) -> ErrorKind:
     """The default classification from an HTTP status; adapters refine it from the body."""
+    if 300 <= status < 400:
+        return ErrorKind.REDIRECTED
     if status == 429:
         return ErrorKind.RATE_LIMITED
     if status in (401, 403):
@@ -109,6 +116,25 @@ def kind_from_status(status: int) -> ErrorKind:
     if 400 <= status < 500:
         return ErrorKind.BAD_REQUEST
     return ErrorKind.SERVER_ERROR
+
+
+_HOST = re.compile(r"^[a-z0-9.:\[\]-]{1,253}$")
+
+
+def redirect_error(provider: str, status: int, location: str | None) -> UpstreamError:
+    """A 3xx, which is never followed: the message names the Location's host only (its path and
+    query may carry anything, a key included)."""
+    try:
+        host = urlsplit(location or "").hostname or ""
+    except ValueError:
+        host = "?"
+    where = f"host {host}" if _HOST.match(host) else "an unreadable place" if host else "the same host"
+    return UpstreamError(
+        ErrorKind.REDIRECTED,
+        f"{provider} answered HTTP {status}, a redirect to {where}: redirects are not followed; "
+        "check the provider's baseURL",
+        status=status,
+    )
 
 
 def parse_retry_after(value: str | None) -> float | None:

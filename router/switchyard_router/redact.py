@@ -21,6 +21,10 @@ class Redactor:
     def __call__(self, text: str) -> str:
         return self._pattern.sub("[REDACTED]", text)
 
+    def header(self, value: str | None) -> str | None:
+        """An upstream header value on its way to the client, keys taken out."""
+        return None if value is None else self(value)
+
 
 class RedactingFilter(logging.Filter):
     """Installed on the router's log handler: a key that slips into a log line is scrubbed."""

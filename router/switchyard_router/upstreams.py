@@ -32,6 +32,9 @@ class Upstreams:
             data=request.body,
             headers=request.headers,
             proxy_headers=upstream.proxy_auth_connect,
+            # A redirect would carry the key (aiohttp strips only Authorization) and the prompt
+            # to another host: a 3xx is an error of its own (Redirected) instead.
+            allow_redirects=False,
         )
 
     def _open(self, provider: Provider) -> _Session:

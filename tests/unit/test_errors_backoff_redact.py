@@ -2,8 +2,15 @@ import logging
 
 import orjson
 import pytest
+from switchyard_router.adapters.base import upstream_request_id
 from switchyard_router.backoff import retry_delay
-from switchyard_router.errors import ErrorKind, UpstreamError, kind_from_status, parse_retry_after
+from switchyard_router.errors import (
+    ErrorKind,
+    UpstreamError,
+    kind_from_status,
+    parse_retry_after,
+    redirect_error,
+)
 from switchyard_router.redact import RedactingFilter, Redactor
 from switchyard_router.table import Backoff
 
@@ -23,6 +30,8 @@ from switchyard_router.table import Backoff
         (404, ErrorKind.BAD_REQUEST),
         (500, ErrorKind.SERVER_ERROR),
         (502, ErrorKind.SERVER_ERROR),
+        (301, ErrorKind.REDIRECTED),
+        (307, ErrorKind.REDIRECTED),
     ],
 )
 def test_status_classification(status, kind):
@@ -114,3 +123,31 @@ def test_a_client_is_told_how_long_to_wait_only_when_waiting_helps(kind, retry_a
 def test_the_providers_request_id_goes_with_any_error():
     err = UpstreamError(ErrorKind.BAD_REQUEST, "m", status=400, request_id="req_1")
     assert err.client_headers() == {"x-request-id": "req_1"}
+
+
+@pytest.mark.parametrize(
+    ("location", "where"),
+    [
+        ("https://Evil.example:8443/x?key=sk-secret-123456789", "host evil.example"),
+        ("/v2/chat", "the same host"),
+        (None, "the same host"),
+        ("http://[::1", "an unreadable place"),
+        ("http://ev il\r\n.example/", "an unreadable place"),
+    ],
+)
+def test_a_redirect_names_only_the_host_it_points_to(location, where):
+    err = redirect_error("up", 302, location)
+    assert err.kind is ErrorKind.REDIRECTED and err.status == 302
+    assert err.message == f"up answered HTTP 302, a redirect to {where}: redirects are not followed; check the provider's baseURL"
+    assert err.client_status() == 502
+
+
+def test_request_ids_pass_only_when_they_look_like_one():
+    assert upstream_request_id({"x-request-id": "req_01H:abc/1+2=3.4-5"}) == "req_01H:abc/1+2=3.4-5"
+    assert upstream_request_id({"request-id": "req_1"}) == "req_1"
+    assert upstream_request_id({"x-request-id": "a b"}) is None
+    assert upstream_request_id({"x-request-id": "x" * 129}) is None
+    assert upstream_request_id({}) is None
+    redactor = Redactor(["sk-known-key-value"])
+    assert redactor.header("id-sk-known-key-value") == "id-[REDACTED]"
+    assert redactor.header(None) is None

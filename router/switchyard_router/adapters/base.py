@@ -7,6 +7,7 @@ An adapter never mutates the client's body: a retry or a fallback reuses it.
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -179,10 +180,16 @@ class ProviderAdapter(ABC):
         )
 
 
+# What a request id looks like; anything else (a page of text, control bytes) is not passed on.
+_REQUEST_ID = re.compile(r"[\w.:+/=-]{1,128}", re.ASCII)
+
+
 def upstream_request_id(headers: Mapping[str, str]) -> str | None:
     """The provider's id for a request: OpenAI-compatible APIs say x-request-id, Anthropic
-    request-id. It goes back to the client as x-request-id, where the SDKs look for it."""
-    return headers.get("x-request-id") or headers.get("request-id")
+    request-id. It goes back to the client as x-request-id, where the SDKs look for it (after
+    the redactor took any key out of it)."""
+    value = headers.get("x-request-id") or headers.get("request-id")
+    return value if value and _REQUEST_ID.fullmatch(value) else None
 
 
 def error_message(body: bytes) -> str | None:
