@@ -13,13 +13,13 @@ import os
 import socket
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 from dotenv import dotenv_values
+from switchyard_router import clock
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "demo"
 SIM_PORT = 9100  # where samples/demo expects the simulator
@@ -46,10 +46,10 @@ class Story:
         body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 60}
         if stream:
             body["stream"] = True
-        started = time.perf_counter()
+        started = clock.monotonic()
         async with self.http.post(f"{self.router}/v1/chat/completions", json=body) as resp:
             raw = await resp.read()
-            ms = (time.perf_counter() - started) * 1000
+            ms = (clock.monotonic() - started) * 1000
             provider = resp.headers.get("x-switchyard-provider", "-")
             attempts = resp.headers.get("x-switchyard-attempts", "-")
         if resp.status != 200:

@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from switchyard_router import clock
 
 from .kube import Kube, KubeError, core_path
 
@@ -78,7 +79,7 @@ def service_names(service: str, namespace: str) -> list[str]:
 
 def generate(dns_names: list[str], validity_days: int = 3650) -> CertBundle:
     """A fresh CA (P-256) and a serving certificate for `dns_names` signed by it."""
-    now = datetime.datetime.now(datetime.UTC)
+    now = clock.now()
     not_before = now - datetime.timedelta(minutes=5)  # clock skew between nodes
     not_after = now + datetime.timedelta(days=validity_days)
 
@@ -132,7 +133,7 @@ def generate(dns_names: list[str], validity_days: int = 3650) -> CertBundle:
 
 def is_usable(bundle: CertBundle, dns_names: list[str], now: datetime.datetime | None = None) -> bool:
     """Parses, covers every name and stays valid for longer than RENEW_BEFORE."""
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = now or clock.now()
     try:
         cert = x509.load_pem_x509_certificate(bundle.cert)
         x509.load_pem_x509_certificate(bundle.ca)

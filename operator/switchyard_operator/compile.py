@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from switchyard_router import clock
 from switchyard_router.table import (
     Backoff,
     CircuitBreakerPolicy,
@@ -357,7 +358,7 @@ def compile_policy(
                     f"{resource}: spec.routes[{i}].targets[{j}].model: {target.model!r} is not "
                     f"listed under LLMProvider {target.provider!r} models (it will be unpriced)"
                 )
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     disabled = frozenset(n for n in resolved if is_disabled(providers[n], moment))
     result.disabled = sorted(disabled)
     routes = []

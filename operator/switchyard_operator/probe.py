@@ -7,10 +7,10 @@ The error kept in status is the adapter's classification of the answer, with any
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 import httpx
+from switchyard_router import clock
 from switchyard_router.adapters import adapter_for
 from switchyard_router.errors import redirect_error
 from switchyard_router.table import Provider, parse_duration
@@ -40,7 +40,7 @@ async def probe(
     else:
         request = adapter.models_request(provider, key)
     timeout = parse_duration(check.timeout)
-    started = time.perf_counter()
+    started = clock.monotonic()
     try:
         # Redirects are not followed (they would carry the key elsewhere), and the answer is
         # read only as far as classifying it needs, uncompressed, within the timeout as a whole
@@ -84,7 +84,7 @@ async def _head(response: httpx.Response) -> bytes:
 
 
 def _ms(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
+    return round((clock.monotonic() - started) * 1000)
 
 
 def next_health(

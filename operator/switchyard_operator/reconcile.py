@@ -12,11 +12,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import httpx
 import kopf
+from switchyard_router import clock
 
 from . import conditions as cond
 from .compile import (
@@ -197,7 +197,7 @@ async def reconcile_policy(
                 secret_names |= referenced_secrets(providers[provider_name])
         secrets = await read_secrets(rt.kube, namespace, secret_names)
         # Limits are shared among the live routers of every policy routing to a provider.
-        now = datetime.now(UTC)
+        now = clock.now()
         usage_maps = await read_usage_maps(rt.kube, namespace)
         live = live_per_policy(usage_maps, now, rt.usage.stale_after)
         providers_of = {

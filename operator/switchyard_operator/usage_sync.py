@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import kopf
+from switchyard_router import clock
 from switchyard_router.usage import UsageReport
 
 from . import conditions as cond
@@ -84,7 +85,7 @@ async def fold_into_provider(
                 body = await rt.kube.get(path)
             if body is None or body["metadata"].get("deletionTimestamp"):
                 return None
-            now = datetime.now(UTC)
+            now = clock.now()
             status: JSON = body.get("status") or {}
             old_spend: JSON = status.get("spend") or {}
             before = parse_ledger(old_spend)
@@ -138,7 +139,7 @@ async def fold_usage_map(
     policy's sweep deletes it then. True when the ConfigMap was deleted."""
     report = usage.report
     folded = True
-    now = datetime.now(UTC)
+    now = clock.now()
     for body in await rt.kube.list(custom_path(PROVIDERS, namespace)):
         name = body["metadata"]["name"]
         ledger = await fold_into_provider(rt, namespace, name, [(report, gone)], logger, body=body)
@@ -165,7 +166,7 @@ async def refresh_routers(
         maps = await read_usage_maps(rt.kube, namespace)
     table = await rt.kube.get(core_path("configmaps", namespace, routes_name(policy)))
     current = ((table or {}).get("metadata", {}).get("annotations") or {}).get(HASH_ANNOTATION)
-    routers = routers_status(policy, current, maps, datetime.now(UTC), rt.usage.stale_after)
+    routers = routers_status(policy, current, maps, clock.now(), rt.usage.stale_after)
     old = (body.get("status") or {}).get("routers")
     if old == routers:
         return routers
@@ -210,7 +211,7 @@ async def _pod_exists(rt: Runtime, namespace: str, pod: str) -> bool:
 async def sweep_policy(rt: Runtime, namespace: str, policy: str, logger: Logger) -> JSON | None:
     """Periodic: retire the routers of a policy whose pods are gone (their last report is all
     there will be), finish final reports left behind, refresh status.routers."""
-    now = datetime.now(UTC)
+    now = clock.now()
     overdue = timedelta(seconds=2 * rt.usage.report_interval)
     maps = await read_usage_maps(rt.kube, namespace)
     retired = False

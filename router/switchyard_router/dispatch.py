@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,6 +22,7 @@ from typing import Generic, TypeVar
 
 import aiohttp
 
+from . import clock
 from .adapters import StreamState, StreamTranslator, UpstreamRequest, Usage
 from .adapters.base import JSON, upstream_request_id
 from .backoff import retry_delay
@@ -212,9 +212,9 @@ class Dispatcher:
 
 def adapt_to_headers(key: KeyRuntime, headers: Mapping[str, str]) -> None:
     """A provider saying a quota is used up rests the key until the quota resets."""
-    wait = exhausted_for(headers, time.time())
+    wait = exhausted_for(headers, clock.time())
     if wait:
-        key.rest("cooling", time.monotonic() + wait)
+        key.rest("cooling", clock.monotonic() + wait)
 
 
 class _Run(Generic[T]):
@@ -266,7 +266,7 @@ class _Run(Generic[T]):
         window = target.context_window
         if self.needs_window and window is not None and window <= self.needs_window:
             return "ContextWindow"
-        now = time.monotonic()
+        now = clock.monotonic()
         reason = target.unavailable(self.tokens, now)
         if reason == "ContextWindow":
             # The estimate errs high: where an exact count is possible, it decides.
@@ -298,7 +298,7 @@ class _Run(Generic[T]):
             remaining = self.deadline - self.loop.time()
             if self.attempts >= self.max_attempts or remaining <= 0:
                 return None
-            now = time.monotonic()
+            now = clock.monotonic()
             if not target.breaker.acquire(now) and not forced:
                 return None
             key = target.shared.take_key(self.tokens, now)
@@ -314,7 +314,7 @@ class _Run(Generic[T]):
             except UpstreamError as err:
                 err.message = self.d.redact(err.message)
                 self.last = err
-                self.d.judge(policy.name, target, key, err, time.monotonic())
+                self.d.judge(policy.name, target, key, err, clock.monotonic())
                 if err.kind not in policy.fallback_on:
                     raise
                 if err.kind is ErrorKind.CONTEXT_LENGTH_EXCEEDED:
@@ -327,12 +327,12 @@ class _Run(Generic[T]):
             except BaseException:
                 target.breaker.release()  # cancelled (the client left): no verdict on the target
                 raise
-            target.breaker.success(time.monotonic())
+            target.breaker.success(clock.monotonic())
             return result, Served(target, self.attempts)
 
     async def _again(self, target: TargetRuntime, err: UpstreamError, retry_number: int) -> bool:
         """Whether to try the same target again, after waiting if that is worth it."""
-        if err.kind in KEY_FAILURES and target.shared.available(self.tokens, time.monotonic()):
+        if err.kind in KEY_FAILURES and target.shared.available(self.tokens, clock.monotonic()):
             return True  # another key of this target can go right away
         if err.kind not in RETRY_SAME_TARGET:
             return False
@@ -349,7 +349,7 @@ class _Run(Generic[T]):
         if err.kind in WAIT_KINDS:
             # When the route could serve again: its soonest target out of a breaker's cooldown
             # and with a key rested (a provider's Retry-After rests the key that long).
-            wait = min(t.ready_at() for t in self.route.targets) - time.monotonic()
+            wait = min(t.ready_at() for t in self.route.targets) - clock.monotonic()
             if 0 < wait < float("inf"):  # no key at all: nothing to wait for
                 err.retry_after = wait
         return err
@@ -496,7 +496,7 @@ class UpstreamStream:
     def broke(self, err: UpstreamError) -> None:
         """A failure after the first byte still tells the breaker about the target."""
         if err.kind in TARGET_FAILURES:
-            self.target.breaker.failure(time.monotonic())
+            self.target.breaker.failure(clock.monotonic())
 
     def close(self) -> None:
         if self._watchdog is not None:

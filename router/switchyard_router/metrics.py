@@ -7,7 +7,6 @@ Labelled children are cached per target so the hot path does no label lookups.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from . import clock
 from .adapters import Usage
 from .runtime import TargetRuntime
 from .tally import Buckets, Count, TallyCollector
@@ -209,7 +209,7 @@ class _StateCollector(Collector):
             "Per provider key (by credential name): 1 for its state (ok, cooling, revoked).",
             labels=["provider", "credential", "state"],
         )
-        now = time.monotonic()
+        now = clock.monotonic()
         seen: set[tuple[str, str]] = set()
         busy: dict[str, int] = {}
         for target in self.targets():

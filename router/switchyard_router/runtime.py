@@ -7,12 +7,12 @@ objects and carries over a reload for every provider and target whose settings d
 from __future__ import annotations
 
 import logging
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import orjson
 
+from . import clock
 from .adapters import ProviderAdapter, adapter_for
 from .breaker import CircuitBreaker
 from .credentials import CredentialStore
@@ -160,7 +160,7 @@ class CompiledTable:
         self.digest = table.digest()
         self.breaker_policy: CircuitBreakerPolicy = table.circuit_breaker
         self._credentials = credentials
-        self._now = time.monotonic()
+        self._now = clock.monotonic()
         carried_providers = previous._providers if previous else {}
         carried_targets = previous._targets if previous else {}
         self._providers: dict[tuple[bytes, tuple[str | None, ...]], ProviderRuntime] = {}

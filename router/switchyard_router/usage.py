@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from . import clock
 from .adapters import Usage
 from .table import Pricing
 
@@ -122,7 +122,7 @@ class UsageLedger:
 
     def __init__(self, *, policy: str | None = None) -> None:
         self.incarnation = uuid.uuid4().hex
-        self.started_at = datetime.now(UTC)
+        self.started_at = clock.now()
         self.sequence = 0
         self.policy = policy or os.environ.get("SWITCHYARD_POLICY") or None
         self.pod = os.environ.get("POD_NAME") or socket.gethostname()
@@ -133,7 +133,7 @@ class UsageLedger:
 
     def _current_period(self) -> str:
         # Formatting a date for every request showed in the bench: do it once a month.
-        now = time.time()
+        now = clock.time()
         if now >= self._period_ends:
             moment = datetime.fromtimestamp(now, UTC)
             self._period = period_of(moment)
@@ -170,7 +170,7 @@ class UsageLedger:
         self._add(target.provider.name, target.model_label, usage, cost)
         series.success(seconds, usage, cost)
         if usage.reported:  # the prompt estimate was charged up front; the answer's tokens now
-            target.shared.charge(key, usage.output_tokens, time.monotonic())
+            target.shared.charge(key, usage.output_tokens, clock.monotonic())
 
     def record(self, provider: str, model: str, usage: Usage, pricing: Pricing | None) -> Decimal | None:
         """Count one served answer; returns its cost (None when unpriced)."""
@@ -206,7 +206,7 @@ class UsageLedger:
             policy=self.policy,
             table_hash=table_hash,
             started_at=self.started_at,
-            reported_at=datetime.now(UTC),
+            reported_at=clock.now(),
             counters=[
                 UsageCounter(provider=provider, model=model, period=period, **asdict(t))
                 for (provider, model, period), t in sorted(self._totals.items())

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from switchyard_router import clock
 
 HANG_LIMIT_S = 600.0  # a hung request still ends, so a forgotten test cannot leak forever
 
@@ -114,7 +115,7 @@ class FaultState:
         burst = self.faults.rate_limit_burst
         if burst is None:
             return False
-        second = int(time.time())
+        second = int(clock.time())
         if second != self._window:
             self._window = second
             self._window_count = 0

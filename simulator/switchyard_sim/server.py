@@ -14,7 +14,6 @@ import re
 import socket
 import ssl
 import struct
-import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -25,6 +24,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
+from switchyard_router import clock
 
 from . import anthropic_api, gemini_api, openai_api, templates
 from .admin import AdminApi
@@ -309,7 +309,7 @@ class Simulator:
                 refusal = _rate_limit_or_error(state, family, route.path_model or body.get("model"))
                 if refusal is not None:
                     return _done(stats, refusal)
-                call = Call(name, body, request, self._ids, int(time.time()), route.path_model, route.stream)
+                call = Call(name, body, request, self._ids, int(clock.time()), route.path_model, route.stream)
                 call.prompt_cache = self._prompt_caches.setdefault(name, set())
                 reply = route.endpoint(call)
         except BadRequest as exc:
@@ -339,7 +339,7 @@ class Simulator:
         """The endpoint's answer, from the template cache when this exact request was seen."""
         if not templates.cacheable(request.path, raw):
             call = Call(
-                name, _parse(raw), request, self._ids, int(time.time()), route.path_model, route.stream
+                name, _parse(raw), request, self._ids, int(clock.time()), route.path_model, route.stream
             )
             call.prompt_cache = self._prompt_caches.setdefault(name, set())
             return route.endpoint(call)
@@ -358,7 +358,7 @@ class Simulator:
         if template is None:
             call = Call(name, _parse(raw), request, self._ids, 0, route.path_model, route.stream)
             template = self._templates.render(key, route.endpoint, call)
-        return template.fill(self._ids, int(time.time()))
+        return template.fill(self._ids, int(clock.time()))
 
     async def _stream(
         self,

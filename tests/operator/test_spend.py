@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from switchyard_operator.spend import (
     FoldSettings,
     Ledger,
@@ -20,6 +21,7 @@ from switchyard_operator.spend import (
     spend_status,
     usage_of,
 )
+from switchyard_router import clock
 from switchyard_router.adapters import Usage
 from switchyard_router.table import Pricing
 from switchyard_router.usage import UsageLedger, UsageReport
@@ -27,6 +29,13 @@ from switchyard_router.usage import UsageLedger, UsageReport
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 PRICE = Pricing(input_per_million_tokens=Decimal("0.35"), output_per_million_tokens=Decimal("0.40"))
 SETTINGS = FoldSettings(stale_after=timedelta(seconds=150), heartbeat=timedelta(seconds=50), keep_folded=4)
+
+
+@pytest.fixture(autouse=True)
+def on_t0():
+    """Routers stamp usage with their clock's month: put them in T0's month, whatever today is."""
+    with clock.use(clock.ManualClock(T0)) as manual:
+        yield manual
 
 
 def router(pod="pod-a", policy="chat"):

@@ -10,13 +10,13 @@ Everything is plain dicts and orjson: this runs per request in a sidecar.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 from uuid import uuid4
 
 import orjson
 
+from .. import clock
 from ..errors import ErrorKind, UpstreamError, kind_from_status, parse_retry_after
 from ..table import Provider
 from .anthropic_schema import anthropic_schema
@@ -431,7 +431,7 @@ def _completion(data: JSON, model: str, usage: Usage) -> JSON:
     return {
         "id": f"chatcmpl-{data.get('id') or uuid4().hex[:24]}",
         "object": "chat.completion",
-        "created": int(time.time()),
+        "created": int(clock.time()),
         "model": data.get("model") or model,
         "choices": [
             {

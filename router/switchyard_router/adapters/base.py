@@ -8,7 +8,6 @@ An adapter never mutates the client's body: a retry or a fallback reuses it.
 from __future__ import annotations
 
 import re
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from uuid import uuid4
 
 import orjson
 
+from .. import clock
 from ..errors import ErrorKind, UpstreamError, kind_from_status, parse_retry_after
 from ..sse import SSEDecoder
 from ..table import Provider
@@ -73,7 +73,7 @@ class StreamState:
     def __init__(self, model: str, include_usage: bool) -> None:
         self.model = model
         self.include_usage = include_usage
-        self.created = int(time.time())
+        self.created = int(clock.time())
         self._id: str | None = None
 
     @property

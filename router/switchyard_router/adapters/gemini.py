@@ -13,13 +13,13 @@ provider's, or a client that dropped the field) gets Google's documented placeho
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 from uuid import uuid4
 
 import orjson
 
+from .. import clock
 from ..errors import ErrorKind, UpstreamError, kind_from_status, parse_retry_after
 from ..table import Provider
 from .base import (
@@ -740,7 +740,7 @@ class GeminiAdapter(ProviderAdapter):
         completion = {
             "id": f"chatcmpl-{response_id or uuid4().hex[:24]}",
             "object": "chat.completion",
-            "created": int(time.time()),
+            "created": int(clock.time()),
             "model": data.get("modelVersion") or model,
             "choices": [_choice(c, i) for i, c in enumerate(candidates)],
             "usage": usage.to_openai(),
