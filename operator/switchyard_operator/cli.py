@@ -19,6 +19,9 @@ handles resources. --standalone skips peering (a single replica, or development)
 """
 
 
+DEFAULT_PEERING = "switchyard"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="switchyard-operator",
@@ -33,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="serve the whole cluster")
     peering = parser.add_mutually_exclusive_group()
     peering.add_argument(
-        "--peering", default="switchyard", metavar="NAME",
+        "--peering", default=None, metavar="NAME",
         help="peering object for high availability (default: switchyard); a KopfPeering per "
         "namespace, or a ClusterKopfPeering with --all-namespaces",
     )
@@ -56,7 +59,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more logs")
     parser.add_argument("--debug", action="store_true", help="debug logs")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.standalone and args.priority:
+        # kopf ignores priorities without peering: a replica set up to lose an election would
+        # handle resources next to the winner.
+        parser.error("argument --priority: not allowed with argument --standalone (no peering, no priority)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         kopf.operator(
             clusterwide=args.all_namespaces,
             namespaces=args.namespace,
-            peering_name=args.peering,
+            # kopf makes peering mandatory whenever a name is passed, even with standalone=True
+            # (every watch then waits for a peering object that is never looked for).
+            peering_name=None if args.standalone else (args.peering or DEFAULT_PEERING),
             standalone=args.standalone,
             priority=args.priority,
             liveness_endpoint=args.liveness,

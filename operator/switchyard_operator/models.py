@@ -613,14 +613,14 @@ class HealthStatus(SpecModel):
     )
 
 
-class SpendStatus(SpecModel):
-    """Spend in the current month (UTC), folded from the routers' cumulative usage reports."""
+class MonthSpend(SpecModel):
+    """Spend in one month (UTC), folded from the routers' cumulative usage reports."""
 
     period: str | None = Field(default=None, description="The month, e.g. 2026-11.")
     cost_usd: Money | None = Field(
         default=None,
         alias="costUSD",
-        description="USD spent this month (exact to 12 decimal places, rounded down).",
+        description="USD spent in the month (exact to 12 decimal places, rounded down).",
     )
     requests: int | None = Field(default=None, ge=0, description="Requests counted.")
     input_tokens: int | None = Field(default=None, ge=0, description="Input tokens counted.")
@@ -633,6 +633,16 @@ class SpendStatus(SpecModel):
     )
     unpriced_requests: int | None = Field(
         default=None, ge=0, description="Requests served without a usable price or usage report."
+    )
+
+
+class SpendStatus(MonthSpend):
+    """Spend in the current month (UTC) and the last closed one."""
+
+    last_month: MonthSpend | None = Field(
+        default=None,
+        description="The last closed month; reports of it that arrive after the month turned "
+        "still count here.",
     )
     live_routers: int | None = Field(
         default=None, ge=0, description="Router processes whose usage is still being followed."

@@ -1,6 +1,7 @@
 """`switchyard report`: compare providers (requests, errors, latency, tokens, cost).
 
-    switchyard report [-n NS] [--kubeconfig FILE] [--json]      from LLMProvider status (this month)
+    switchyard report [-n NS] [--kubeconfig FILE] [--json]      from LLMProvider status (this month
+                                                                 and the last closed one)
     switchyard report --metrics-url http://127.0.0.1:8080/metrics [--json]   from one router
 
 The cluster view comes from `status.spend` (the operator's exact monthly totals); error rates,
@@ -43,6 +44,9 @@ class ProviderRow:
     cost_per_1k_requests: str | None = None
     fallbacks: int | None = None
     unpriced_requests: int = 0
+    # the last closed month, from status.spend.lastMonth (the cluster view only)
+    last_month: str | None = None
+    last_month_cost_usd: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,16 +131,21 @@ def rows_from_metrics(text: str) -> list[ProviderRow]:
     return sorted(rows.values(), key=lambda r: r.provider)
 
 
+def _cost(spend: Mapping[str, Any]) -> Decimal:
+    try:
+        return Decimal(str(spend.get("costUSD") or "0"))
+    except InvalidOperation:
+        return Decimal(0)
+
+
 def rows_from_providers(items: Iterable[Mapping[str, Any]]) -> list[ProviderRow]:
-    """One row per LLMProvider from its status.spend (the current month)."""
+    """One row per LLMProvider from its status.spend (the current month and the last closed one)."""
     rows = []
     for item in items:
         status = item.get("status") or {}
         spend = status.get("spend") or {}
-        try:
-            cost = Decimal(str(spend.get("costUSD") or "0"))
-        except InvalidOperation:
-            cost = Decimal(0)
+        cost = _cost(spend)
+        last = spend.get("lastMonth") if isinstance(spend.get("lastMonth"), Mapping) else None
         requests = int(spend.get("requests") or 0)
         extra: JSON = {"period": spend.get("period")}
         for c in status.get("conditions") or []:
@@ -151,6 +160,8 @@ def rows_from_providers(items: Iterable[Mapping[str, Any]]) -> list[ProviderRow]
                 cost_usd=_money(cost),
                 cost_per_1k_requests=_per_1k(cost, requests),
                 unpriced_requests=int(spend.get("unpricedRequests") or 0),
+                last_month=str(last.get("period")) if last else None,
+                last_month_cost_usd=_money(_cost(last)) if last else None,
                 extra={k: v for k, v in extra.items() if v is not None},
             )
         )
@@ -180,14 +191,23 @@ COLUMNS = (
     ("COST", "cost_usd", "usd"),
     ("COST/1K REQ", "cost_per_1k_requests", "usd"),
     ("FALLBACKS", "fallbacks", ""),
+    ("LAST MONTH", "last_month", ""),
+    ("LAST MONTH COST", "last_month_cost_usd", "usd"),
 )
 
 
+# Shown only when some row has one (a router's metrics know no months).
+OPTIONAL = {"last_month", "last_month_cost_usd"}
+
+
 def render_table(rows: Sequence[ProviderRow]) -> str:
-    table = [[title for title, _, _ in COLUMNS]]
+    columns = [
+        c for c in COLUMNS if c[1] not in OPTIONAL or any(getattr(r, c[1]) is not None for r in rows)
+    ]
+    table = [[title for title, _, _ in columns]]
     for r in rows:
-        table.append([_cell(getattr(r, attr), kind) for _, attr, kind in COLUMNS])
-    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+        table.append([_cell(getattr(r, attr), kind) for _, attr, kind in columns])
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     lines = []
     for line in table:
         cells = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)]

@@ -32,8 +32,16 @@ since its last report (at most one report interval); when a container restarts w
 operator is down or lagging, the new process overwrites the pod's ConfigMap and whatever the old
 one reported after the last fold is lost (the transport keeps one report per pod); an
 incarnation retired as stale that comes
-back loses what it serves afterwards; a report of the previous month that arrives after the
-operator's clock turned the month is not shown (the status shows the current month only).
+back loses what it serves afterwards; a report of a month before the previous one that arrives
+after the operator's clock turned the month twice is not shown.
+
+Months: counters carry the month they were served in (the router's clock), and the ledger keeps
+the month it is in plus the last closed one (`previous`). When the operator's clock turns the
+month, the current ledger closes (it becomes `previous`, live sequences and all) and a new one
+starts from zero. A report that arrives afterwards folds each of its months into its own ledger
+by the same rule, so a router's last minutes of November reported at 00:00:20 on 1 December
+still count for November, exactly once. The closed month's live entries retire by the same
+stale rule, so it shrinks to its base soon after the last late report.
 The `folded` list is bounded (oldest out): a retired incarnation's report replayed after more
 than that many later retirements for the same provider would count again.
 
@@ -109,6 +117,7 @@ class Ledger(_Model):
     base: Totals = Field(default_factory=Totals)
     live: dict[str, Incarnation] = Field(default_factory=dict)
     folded: tuple[str, ...] = ()
+    previous: Ledger | None = None  # the last closed month (never holds a `previous` itself)
 
     def total(self) -> Totals:
         out = self.base
@@ -163,23 +172,31 @@ def _retire(ledger: Ledger, ids: Iterable[str], settings: FoldSettings) -> Ledge
 
 
 def roll_over(ledger: Ledger | None, now: datetime) -> Ledger:
-    """The ledger for the month of `now`: a new month starts from zero (sequences are kept)."""
+    """The ledger for the month of `now`: a new month starts from zero (sequences are kept) and
+    the month it closes is kept as `previous`, for reports that arrive late."""
     period = period_of(now)
     if ledger is None:
         return Ledger(period=period)
-    if ledger.period == period:
+    if ledger.period >= period:  # same month (or a clock that went back: never reopen a month)
         return ledger
+    closed = ledger.model_copy(update={"previous": None})
     live = {k: v.model_copy(update={"usage": Totals()}) for k, v in ledger.live.items()}
-    return Ledger(period=period, live=live, folded=ledger.folded)
+    return Ledger(period=period, live=live, folded=ledger.folded, previous=closed)
 
 
 def expire(ledger: Ledger, now: datetime, settings: FoldSettings) -> Ledger:
-    """Retire incarnations silent for longer than the stale window.
+    """Retire incarnations silent for longer than the stale window, in both months.
 
     Only after folding every report currently published (all usage ConfigMaps): an incarnation
     whose fresh report simply has not been folded yet (after an operator outage) must not be
     taken for silent. Folding refreshes `seen_at` whenever the sequence moved and the entry is
     older than the heartbeat, so what is still stale afterwards has stopped reporting."""
+    previous = ledger.previous and _expire_month(ledger.previous, now, settings)
+    current = _expire_month(ledger, now, settings)
+    return current if previous == ledger.previous else current.model_copy(update={"previous": previous})
+
+
+def _expire_month(ledger: Ledger, now: datetime, settings: FoldSettings) -> Ledger:
     stale = [k for k, v in ledger.live.items() if now - v.seen_at > settings.stale_after]
     return _retire(ledger, stale, settings)
 
@@ -199,7 +216,29 @@ def fold(
     Returns the new ledger; it equals the old one when the report adds nothing.
     """
     state = roll_over(ledger, now)
-    if report is None or report.incarnation in state.folded:
+    if report is None:
+        return state
+    if state.previous is not None:
+        previous = _fold_month(state.previous, report, provider, now, settings, gone, closed=True)
+        if previous != state.previous:
+            state = state.model_copy(update={"previous": previous})
+    return _fold_month(state, report, provider, now, settings, gone, closed=False)
+
+
+def _fold_month(
+    state: Ledger,
+    report: UsageReport,
+    provider: str,
+    now: datetime,
+    settings: FoldSettings,
+    gone: bool,
+    *,
+    closed: bool,
+) -> Ledger:
+    """`fold` within one month's ledger: the report's counters of that month only. A closed
+    month takes no heartbeats: its entries refresh only when their usage grows, so they go
+    stale (and retire into the base) soon after the month's last late report."""
+    if report.incarnation in state.folded:
         return state
     final = report.final or gone
     inc = report.incarnation
@@ -222,7 +261,7 @@ def fold(
         entry is not None
         and not final
         and entry.usage == usage
-        and now - entry.seen_at < settings.heartbeat
+        and (closed or now - entry.seen_at < settings.heartbeat)
     ):
         return state  # only the sequence moved, and the entry is fresh: skip a write
     live = dict(state.live)
@@ -243,6 +282,11 @@ def fold(
 def is_folded(ledger: Ledger | None, report: UsageReport, provider: str, now: datetime) -> bool:
     """Whether everything this report says about the provider is already in the ledger."""
     state = roll_over(ledger, now)
+    months = [state] if state.previous is None else [state, state.previous]
+    return all(_is_folded_month(month, report, provider) for month in months)
+
+
+def _is_folded_month(state: Ledger, report: UsageReport, provider: str) -> bool:
     if report.incarnation in state.folded:
         return True
     entry = state.live.get(report.incarnation)
@@ -255,8 +299,7 @@ def shown_cost(value: Decimal) -> str:
     return decimal_text(value.quantize(SHOWN_QUANTUM, rounding=ROUND_DOWN))
 
 
-def spend_status(ledger: Ledger, last_update: str) -> JSON:
-    """`status.spend`: the month's totals and, in the same object, the ledger behind them."""
+def _month_totals(ledger: Ledger) -> JSON:
     total = ledger.total()
     return {
         "period": ledger.period,
@@ -267,10 +310,17 @@ def spend_status(ledger: Ledger, last_update: str) -> JSON:
         "cachedInputTokens": total.cached_input_tokens,
         "reasoningTokens": total.reasoning_tokens,
         "unpricedRequests": total.unpriced_requests,
-        "liveRouters": len(ledger.live),
-        "lastUpdate": last_update,
-        "ledger": ledger.to_json(),
     }
+
+
+def spend_status(ledger: Ledger, last_update: str) -> JSON:
+    """`status.spend`: the month's totals, the last closed month's, and the ledger behind them
+    (all in one object, so one write carries them together)."""
+    out = _month_totals(ledger)
+    if ledger.previous is not None:
+        out["lastMonth"] = _month_totals(ledger.previous)
+    out.update(liveRouters=len(ledger.live), lastUpdate=last_update, ledger=ledger.to_json())
+    return out
 
 
 def merge_patch_for(old: Any, new: Any) -> Any:

@@ -5,7 +5,10 @@ resourceVersion, generation and creationTimestamp; refuses stale resourceVersion
 failed JSON-patch tests (422); keeps status apart behind the status subresource; bumps generation
 on spec changes only; turns stringData into data; honours generateName and PUT; answers 201 on
 create; names the kind in lists; garbage-collects owned objects. This subclass does that, so
-kopf and the operator behave here as they would on a cluster.
+kopf and the operator behave here as they would on a cluster. kmock also reads
+`/api/v1/namespaces[/NAME]` (the Namespace objects themselves, which kopf lists to find the
+namespaces it serves) as a namespace prefix with nothing after it, and answers 500; the path
+parser is widened below for exactly that shape.
 """
 
 from __future__ import annotations
@@ -21,6 +24,20 @@ import aiohttp.web
 import attrs
 import jsonpatch
 from kmock import KubernetesEmulator, KubernetesError, Request, action, method, resource
+from kmock._internal import parsing
+
+_parse_path = parsing.parse_path
+
+
+def _parse_path_with_namespaces(path: str) -> parsing.ParsedPath:
+    parts = path.strip("/").split("/")
+    if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:  # the Namespaces themselves
+        name = parts[3] if len(parts) == 4 else None
+        return parsing.ParsedPath("", "v1", "namespaces", None, name, None)
+    return _parse_path(path)
+
+
+parsing.parse_path = _parse_path_with_namespaces
 
 JSON = dict[str, Any]
 

@@ -40,6 +40,7 @@ def test_cli_runs_kopf_with_peering_and_namespaces(monkeypatch):
     argv = ["--all-namespaces", "--standalone", "--liveness", "http://0.0.0.0:8080/healthz", "--log-format", "json"]
     assert cli.main(argv) == 0
     assert seen["clusterwide"] is True and seen["standalone"] is True
+    assert seen["peering_name"] is None  # a name would make kopf wait for a peering object
     assert seen["liveness_endpoint"] == "http://0.0.0.0:8080/healthz"
     assert seen["logging"]["log_format"] is kopf.LogFormat.JSON and seen["logging"]["log_refkey"] == "k8s"
 

@@ -138,6 +138,20 @@ def test_rows_from_providers_and_table():
                                  "$10.004601", "-"]
 
 
+def test_the_last_closed_month_is_shown_next_to_this_one():
+    """On the 1st, what a platform team asks first: what did we spend last month?"""
+    provider = {"metadata": {"name": "openai"}, "status": {"spend": {
+        "period": "2026-12", "costUSD": "0.01", "requests": 2,
+        "lastMonth": {"period": "2026-11", "costUSD": "41.000000012", "requests": 9000},
+    }}}
+    rows = rows_from_providers([provider, *PROVIDERS[1:2]])
+    assert (rows[1].last_month, rows[1].last_month_cost_usd) == ("2026-11", "41")
+    assert rows[0].last_month is None
+    table = render_table(rows).splitlines()
+    assert table[0].endswith("FALLBACKS  LAST MONTH  LAST MONTH COST")
+    assert table[2].split()[-3:] == ["-", "2026-11", "$41"] and table[1].split()[-2:] == ["-", "-"]
+
+
 @pytest.fixture
 def metrics_url():
     class Handler(http.server.BaseHTTPRequestHandler):

@@ -24,7 +24,7 @@ from switchyard_operator.spend import (
 from switchyard_router import clock
 from switchyard_router.adapters import Usage
 from switchyard_router.table import Pricing
-from switchyard_router.usage import UsageLedger, UsageReport
+from switchyard_router.usage import UsageLedger, UsageReport, period_of
 
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
 PRICE = Pricing(input_per_million_tokens=Decimal("0.35"), output_per_million_tokens=Decimal("0.40"))
@@ -175,6 +175,70 @@ def test_month_rollover_starts_from_zero():
     next_report = report.model_copy(update={"sequence": 2, "counters": [nov_counter, dec_counter]})
     dec = run(rolled, [next_report, report], now=december)
     assert dec.total().requests == 2 and dec.total().cost_usd == Decimal("0.5")
+
+
+@pytest.mark.parametrize(
+    "last_second",
+    [
+        datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC),
+        datetime(2027, 12, 31, 23, 59, 59, tzinfo=UTC),  # the year turns too
+        datetime(2028, 2, 29, 23, 59, 59, tzinfo=UTC),  # a leap day ends the month
+    ],
+)
+def test_a_late_report_of_the_closed_month_counts_there_exactly_once(on_t0, last_second):
+    on_t0.set(last_second - timedelta(seconds=30))
+    r = router()
+    closed = serve(r, 2)
+    state = run(None, [r.snapshot(table_hash="h")], now=clock.now())
+    on_t0.set(last_second)
+    closed += serve(r, 3)  # served in the month's last second, not reported before it ends
+    on_t0.advance(5)  # the operator's clock turns the month first
+    state = fold(state, None, "openai", clock.now(), SETTINGS)
+    this_month = serve(r, 4)
+    on_t0.advance(15)
+    late = r.snapshot(table_hash="h")
+    state = run(state, [late, late], now=clock.now())
+    assert state.period == period_of(clock.now()) and state.previous is not None
+    assert state.previous.period == period_of(last_second)
+    assert state.previous.total().cost_usd == closed and state.previous.total().requests == 5
+    assert state.total().cost_usd == this_month and state.total().requests == 4
+    assert is_folded(state, late, "openai", clock.now())
+    shown = spend_status(state, "now")
+    assert shown["lastMonth"]["period"] == period_of(last_second)
+    assert Decimal(shown["lastMonth"]["costUSD"]) == shown_quantized(closed)
+    assert shown["requests"] == 4 and shown["lastMonth"]["requests"] == 5
+    # the ledger goes to the status and comes back: the same state
+    assert parse_ledger(shown) == state
+
+
+def shown_quantized(value: Decimal) -> Decimal:
+    return Decimal(shown_cost(value))
+
+
+def test_the_closed_month_shrinks_to_its_base_and_only_the_last_one_is_kept(on_t0):
+    on_t0.set(datetime(2026, 11, 30, 23, 59, 0, tzinfo=UTC))
+    r = router()
+    november = serve(r, 2)
+    state = run(None, [r.snapshot(table_hash="h")], now=clock.now())
+    on_t0.set(datetime(2026, 12, 1, 0, 0, 10, tzinfo=UTC))
+    state = fold(state, None, "openai", clock.now(), SETTINGS)
+    assert r.incarnation in state.previous.live
+    # a live router's reports carry no news for November: no heartbeat rewrites the closed month
+    on_t0.advance(60)
+    serve(r, 1)
+    before = state.previous
+    state = run(state, [r.snapshot(table_hash="h")], now=clock.now())
+    assert state.previous == before
+    on_t0.advance(200)  # past the stale window since November last changed
+    state = run(state, [r.snapshot(table_hash="h")], now=clock.now())  # December's heartbeat
+    state = expire(state, clock.now(), SETTINGS)
+    assert not state.previous.live and state.previous.total().cost_usd == november
+    assert r.incarnation in state.live  # still live in December
+    on_t0.set(datetime(2027, 1, 1, 0, 0, 5, tzinfo=UTC))
+    state = fold(state, None, "openai", clock.now(), SETTINGS)
+    assert state.previous.period == "2026-12" and state.previous.previous is None
+    # a clock that goes back does not reopen a month
+    assert fold(state, None, "openai", datetime(2026, 12, 31, tzinfo=UTC), SETTINGS) == state
 
 
 def test_folded_list_is_bounded():

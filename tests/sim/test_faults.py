@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import aiohttp
 import openai
 import pytest
 from openai import AsyncOpenAI
+from switchyard_router import clock
 from switchyard_sim import Simulator
-from switchyard_sim import faults as faults_module
 
 from .conftest import CHAT, KEY, anthropic_headers, gemini_headers, openai_headers
 
@@ -162,9 +163,13 @@ async def test_chunk_delay_paces_a_stream(sim: Simulator, http) -> None:
     assert time.monotonic() - started >= (frames - 1) * 0.02
 
 
-async def test_rate_limit_burst_per_second(sim: Simulator, http, monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [1_000_000.25]
-    monkeypatch.setattr(faults_module.time, "time", lambda: now[0])
+async def test_rate_limit_burst_per_second(sim: Simulator, http) -> None:
+    manual = clock.ManualClock(datetime.fromtimestamp(1_000_000.25, UTC))
+    with clock.use(manual):
+        await _burst_per_second(sim, http, manual)
+
+
+async def _burst_per_second(sim: Simulator, http, manual: clock.ManualClock) -> None:
     sim.set_faults("primary", rate_limit_burst=2, retry_after=3)
     statuses = []
     for _ in range(4):
@@ -174,13 +179,19 @@ async def test_rate_limit_burst_per_second(sim: Simulator, http, monkeypatch: py
                 assert response.headers["Retry-After"] == "3"
                 assert (await response.json())["error"]["code"] == "rate_limit_exceeded"
     assert statuses == [200, 200, 429, 429]
-    now[0] += 1.0  # the next second starts a new window
+    manual.advance(1.0)  # the next second starts a new window
     assert await post_status(http, chat_url(sim), CHAT, openai_headers()) == 200
     assert sim.stats("primary")["status"] == {"200": 3, "429": 2}
 
 
-async def test_rate_limit_burst_default_retry_after_per_family(sim, http, monkeypatch) -> None:
-    monkeypatch.setattr(faults_module.time, "time", lambda: 5.5)
+@pytest.fixture
+def mid_second():
+    with clock.use(clock.ManualClock(datetime.fromtimestamp(5.5, UTC))):
+        yield
+
+
+@pytest.mark.usefixtures("mid_second")
+async def test_rate_limit_burst_default_retry_after_per_family(sim, http) -> None:
     sim.set_faults("claude", rate_limit_burst=0)
     async with http.post(
         sim.url + "/claude/v1/messages", json=ANTHROPIC_BODY, headers=anthropic_headers()

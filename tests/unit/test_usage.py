@@ -1,6 +1,8 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+from switchyard_router import clock
 from switchyard_router.adapters import Usage
 from switchyard_router.table import Pricing
 from switchyard_router.usage import UsageLedger, UsageReport, cost_of, period_of
@@ -80,14 +82,20 @@ def test_period_is_the_utc_month():
     assert period_of(datetime(2026, 1, 31, 23, 59, tzinfo=UTC)) == "2026-01"
 
 
-def test_the_month_turns_over_in_the_ledger(monkeypatch):
-    import switchyard_router.usage as usage_module
-
-    ledger = UsageLedger()
-    december = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
-    monkeypatch.setattr(usage_module.time, "time", lambda: december)
-    ledger.record("oa", "m", Usage(1, 1, reported=True), None)
-    monkeypatch.setattr(usage_module.time, "time", lambda: december + 2)
-    ledger.record("oa", "m", Usage(1, 1, reported=True), None)
-    periods = [c.period for c in ledger.snapshot(table_hash=None).counters]
-    assert periods == ["2026-12", "2027-01"]
+@pytest.mark.parametrize(
+    ("last_second", "periods"),
+    [
+        (datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC), ["2026-12", "2027-01"]),
+        (datetime(2028, 2, 29, 23, 59, 59, tzinfo=UTC), ["2028-02", "2028-03"]),  # a leap day
+        (datetime(2027, 4, 30, 23, 59, 59, tzinfo=UTC), ["2027-04", "2027-05"]),
+    ],
+)
+def test_the_month_turns_over_in_the_ledger(last_second, periods):
+    with clock.use(clock.ManualClock(last_second)) as manual:
+        ledger = UsageLedger()
+        ledger.record("oa", "m", Usage(1, 1, reported=True), None)
+        manual.advance(1)
+        ledger.record("oa", "m", Usage(1, 1, reported=True), None)
+        report = ledger.snapshot(table_hash=None)
+    assert [c.period for c in report.counters] == periods
+    assert report.started_at == last_second and report.reported_at == last_second + timedelta(seconds=1)
