@@ -4,7 +4,10 @@
 #   switchyard-operator  the kopf operator (also serves the sidecar-injection webhook)
 #   switchyard           the command-line tool (compile, report, demo)
 # Build: docker build -t switchyard:dev .
-
+#
+# PYTHON_IMAGE: the base of both stages. python:3.12-slim for the image that ships; `make image`
+# on a machine that reaches no container registry (CI) passes a Debian base made from Debian's
+# packages instead (image/debian-base.sh), so that CI builds and runs this same file.
 ARG PYTHON_IMAGE=python:3.12-slim
 
 # ---------------------------------------------------------------- build: a self-contained venv
@@ -20,8 +23,10 @@ COPY operator/ operator/
 COPY simulator/ simulator/
 COPY cli/ cli/
 # Every dependency ships wheels for linux/amd64 and arm64: no compiler in either stage.
-# Byte-compile here so the runtime stage works with a read-only root filesystem.
+# Byte-compile here so the runtime stage works with a read-only root filesystem. pip (and the
+# setuptools some venvs get) are only needed to install: the runtime image goes without them.
 RUN /opt/switchyard/bin/pip install --no-compile ".[operator]" \
+    && /opt/switchyard/bin/pip uninstall -q -y pip setuptools \
     && /opt/switchyard/bin/python -m compileall -q /opt/switchyard/lib
 
 # ---------------------------------------------------------------- runtime

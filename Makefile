@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 BENCH_PYTHON ?= $(firstword $(foreach p,/usr/bin/python3,$(if $(shell $(p) -c "import sys, ensurepip; sys.exit(sys.version_info < (3, 11))" 2>/dev/null && echo ok),$(p))) $(PYTHON))
 BENCH_VENV ?= .venv-bench
 
-.PHONY: demo test lint bench bytecodes instructions crds clean
+.PHONY: demo test lint bench bytecodes instructions crds clean image
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ bytecodes: $(BIN)/.installed
 
 instructions: $(BENCH_VENV)/bin/.installed
 	$(BENCH_VENV)/bin/python -m tests.bench.instructions
+
+# The Dockerfile built by buildah (no Docker engine): on a Debian base made by debootstrap unless
+# PYTHON_IMAGE names one (e.g. python:3.12-slim where a registry is reachable). Needs root.
+image:
+	PYTHON_IMAGE=$(PYTHON_IMAGE) image/build.sh
 
 crds: $(BIN)/.installed
 	$(BIN)/python -m switchyard_operator.crdgen
