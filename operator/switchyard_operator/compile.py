@@ -34,13 +34,14 @@ from switchyard_router.table import (
 )
 
 from .budget import is_disabled
+from .grants import GrantedSecret, opt_in_fix
 from .models import LLMProviderSpec, RouteChain, RoutingPolicySpec
 from .replicas import share_of
 from .secrets import credential_key
 
 JSON = dict[str, Any]
-# name -> decoded values of each Secret that exists in the namespace (absent: not found)
-SecretValues = Mapping[str, Mapping[str, str]]
+# name -> each Secret of the namespace that opted in (grants.py); others are not seen at all
+SecretValues = Mapping[str, GrantedSecret]
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -48,7 +49,7 @@ class Reason(StrEnum):
     COMPILED = "Compiled"
     INVALID_SPEC = "InvalidSpec"
     UNKNOWN_PROVIDER = "UnknownProvider"
-    SECRET_NOT_FOUND = "SecretNotFound"
+    SECRET_NOT_GRANTED = "SecretNotGranted"
     KEY_MISSING = "KeyMissing"
     INVALID_TABLE = "InvalidTable"
 
@@ -132,6 +133,24 @@ def is_healthy(body: Mapping[str, Any]) -> bool:
     return bool(health.get("state") != "Unhealthy")
 
 
+def _not_granted(namespace: str, provider: str, secret: str, grant: GrantedSecret | None) -> str:
+    """Why a Secret may not serve a provider, and the fix. Whether an unlabelled Secret exists is
+    not said: the operator never reads one, and the status must not tell Secrets apart."""
+    fix = opt_in_fix(namespace, secret, grant.providers if grant else frozenset(), provider)
+    if grant is None:
+        return (
+            f"Secret {secret!r} in namespace {namespace!r} does not exist or has not opted in; a "
+            f"Secret is used only when it says so. Whoever may edit it runs: {fix} (or creates it: "
+            f"kubectl -n {namespace} create secret generic {secret} --from-literal=<key>=<api key>, "
+            "then the same)"
+        )
+    named = ", ".join(sorted(grant.providers)) or "none"
+    return (
+        f"Secret {secret!r} opted in for LLMProviders {named}, not {provider!r}; "
+        f"whoever may edit it runs: {fix}"
+    )
+
+
 def resolve_provider(body: Mapping[str, Any], secrets: SecretValues) -> ProviderResult:
     """Check one LLMProvider and its Secrets; build its table entry."""
     meta = body.get("metadata") or {}
@@ -146,30 +165,21 @@ def resolve_provider(body: Mapping[str, Any], secrets: SecretValues) -> Provider
     for i, cred in enumerate(spec.credentials):
         ref = cred.secret_key_ref
         where = f"spec.credentials[{i}].secretKeyRef"
-        values = secrets.get(ref.name)
-        if values is None:
-            result.problems.append(
-                Problem(
-                    Reason.SECRET_NOT_FOUND,
-                    resource,
-                    where,
-                    f"Secret {ref.name!r} not found in namespace {namespace!r}; create it with "
-                    f"key {ref.key!r} (kubectl -n {namespace} create secret generic {ref.name} "
-                    f"--from-literal={ref.key}=<api key>)",
-                )
-            )
+        grant = secrets.get(ref.name)
+        if grant is None or name not in grant.providers:
+            message = _not_granted(namespace, name, ref.name, grant)
+            result.problems.append(Problem(Reason.SECRET_NOT_GRANTED, resource, where, message))
             continue
-        value = values.get(ref.key)
+        value = grant.values.get(ref.key)
         if not value:
-            has = ", ".join(sorted(values)) or "no keys"
-            state = "is empty" if value is not None else f"is missing (it has: {has})"
+            # Never the Secret's other key names: the reader of this status may not read the Secret.
             result.problems.append(
                 Problem(
                     Reason.KEY_MISSING,
                     resource,
                     where,
-                    f"key {ref.key!r} of Secret {ref.name!r} {state}; add the API key under "
-                    f"{ref.key!r} or point secretKeyRef.key at the right key",
+                    f"key {ref.key!r} of Secret {ref.name!r} is missing or empty; add the API key "
+                    f"under {ref.key!r} or point secretKeyRef.key at the right key",
                 )
             )
             continue
@@ -223,6 +233,7 @@ class CompileResult:
     providers: list[str] = field(default_factory=list)  # referenced provider names
     disabled: list[str] = field(default_factory=list)  # left out: budget exceeded (Disable)
     secrets: list[str] = field(default_factory=list)  # referenced Secret names
+    ungranted: list[str] = field(default_factory=list)  # providers a Secret does not (or no longer) serve
 
     @property
     def ok(self) -> bool:
@@ -346,6 +357,8 @@ def compile_policy(
         resolved[name] = resolve_provider(body, secrets)
         result.secrets.extend(s for s in resolved[name].secret_names if s not in result.secrets)
         result.problems.extend(resolved[name].problems)
+        if any(p.reason is Reason.SECRET_NOT_GRANTED for p in resolved[name].problems):
+            result.ungranted.append(name)
     if result.problems:
         return result
 

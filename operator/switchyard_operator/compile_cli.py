@@ -20,9 +20,9 @@ from .compile import (
     describe_chains,
     parse_spec,
 )
+from .grants import GrantedSecret, granted_secret, opt_in_fix
 from .models import API_VERSION, LLMProviderSpec
 from .outputs import TABLE_KEY, config_map, dump_yaml
-from .secrets import decode_secret
 
 JSON = dict[str, Any]
 
@@ -34,9 +34,13 @@ LLMProvider, RoutingPolicy and Secret objects (other kinds are skipped). Prints,
 RoutingPolicy, the ConfigMap the operator would write and each route's resolved fallback chain.
 Exits 1 with one line per problem (resource, field, fix) when anything is invalid.
 
-API keys: a Secret referenced by a provider but missing from DIR is satisfied from environment
-variables named like its keys (secretKeyRef.key, e.g. OPENAI_API_KEY), so a demo can use .env
-keys; --env-file loads such KEY=VALUE lines first. Key values are never printed.
+API keys: a Secret is used only when it opts in, as in a cluster: the label
+switchyard.dev/credentials: "true" and the annotation switchyard.dev/allowed-providers naming
+the LLMProviders that may use it; a missing grant is an error with the fix. A Secret referenced
+by a provider but missing from DIR is satisfied from environment variables named like its keys
+(secretKeyRef.key, e.g. OPENAI_API_KEY), so a demo can use .env keys (with a warning that the
+cluster's Secret must opt in); --env-file loads such KEY=VALUE lines first. Key values are
+never printed.
 """
 
 
@@ -90,6 +94,8 @@ class Workspace:
 
     def __init__(self, objects: list[JSON], env: Mapping[str, str]) -> None:
         self.env = env
+        # (namespace, Secret, providers) taken from the environment: a cluster needs their grant
+        self.env_secrets: set[tuple[str, str, frozenset[str]]] = set()
         self.kinds: dict[tuple[str, str], dict[str, JSON]] = defaultdict(dict)
         for obj in objects:
             kind = str(obj.get("kind"))
@@ -111,14 +117,26 @@ class Workspace:
             for policy in objs.values()
         ]
 
-    def secrets(self, namespace: str) -> dict[str, dict[str, str]]:
-        found = {name: decode_secret(body) for name, body in self.of(namespace, "Secret").items()}
-        for provider in self.of(namespace, "LLMProvider").values():
+    def secrets(self, namespace: str) -> dict[str, GrantedSecret]:
+        """The Secrets in DIR that opted in (as the operator sees them), and for a Secret missing
+        from DIR, its keys from the environment, granted to the providers naming it."""
+        found: dict[str, GrantedSecret] = {}
+        for secret_name, body in self.of(namespace, "Secret").items():
+            grant = granted_secret(body)
+            if grant is not None:
+                found[secret_name] = grant
+        from_env: dict[str, dict[str, str]] = defaultdict(dict)
+        users: dict[str, set[str]] = defaultdict(set)
+        for provider_name, provider in self.of(namespace, "LLMProvider").items():
             for cred in (provider.get("spec") or {}).get("credentials") or []:
                 ref = cred.get("secretKeyRef") or {} if isinstance(cred, dict) else {}
                 name, key = ref.get("name"), ref.get("key")
                 if name and key and name not in self.of(namespace, "Secret") and key in self.env:
-                    found.setdefault(name, {})[key] = self.env[key]
+                    from_env[name][key] = self.env[key]
+                    users[name].add(provider_name)
+        for secret_name, values in from_env.items():
+            found[secret_name] = GrantedSecret(values, frozenset(users[secret_name]))
+            self.env_secrets.add((namespace, secret_name, frozenset(users[secret_name])))
         return found
 
 
@@ -204,10 +222,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         results.append((policy, result))
 
+    for namespace, secret, users in sorted(ws.env_secrets, key=lambda t: (t[0], t[1])):
+        fix = opt_in_fix(namespace, secret, users, min(users))
+        print(f"warning: Secret {namespace}/{secret} is not in {', '.join(map(str, args.filename))}: its "
+              f"keys came from the environment. In a cluster it must opt in: {fix}", file=sys.stderr)
     if problems:
         for problem in problems:
             hint = " (or set it as an environment variable)" if problem.reason in (
-                Reason.SECRET_NOT_FOUND, Reason.KEY_MISSING) else ""
+                Reason.SECRET_NOT_GRANTED, Reason.KEY_MISSING) else ""
             print(f"error: {problem}{hint}", file=sys.stderr)
         print(f"{len(problems)} problem(s); nothing written", file=sys.stderr)
         return 1

@@ -4,7 +4,7 @@
     LLMProvider created/updated             -> check it, recompile the policies routing to it
     LLMProvider deleted                     -> recompile the policies routing to it
     LLMProvider (daemon, healthCheck.interval) -> probe; on a health flip, recompile its policies
-    Secret added/changed/deleted            -> refresh the providers using it and their policies
+    opted-in Secret added/changed/deleted   -> refresh the providers using it and their policies
     our ConfigMap/Secret deleted by someone -> rewrite it
     a router's usage ConfigMap written      -> fold it into the providers' spend (usage_sync)
     LLMProvider (daemon, report interval)   -> month rollover, stale routers, budget
@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import kopf
 
+from .grants import WATCH_SELECTOR
 from .health import DEFAULT_INTERVAL, probe_provider
 from .kube import Kube, KubeError
 from .metrics import PROVIDERS as PROVIDERS_SEEN
@@ -49,6 +50,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     )
     # Our own Events are explicit; kopf's log-to-Event bridge only for errors.
     settings.posting.level = logging.ERROR
+    # Secrets are selected by the API server: only those that opted in, and the ones the
+    # operator writes, ever reach this process (kopf passes the selector on list and watch).
+    settings.watching.label_selectors["", "v1", "secrets"] = WATCH_SELECTOR
 
 
 def _ns(namespace: str | None) -> str:
@@ -190,6 +194,7 @@ async def routers_sweep(
 # --------------------------------------------------------------------------- Secrets
 
 
+# No client-side label filter: a Secret that opts out arrives as DELETED without the label.
 @kopf.on.event("", "v1", "secrets")
 async def secret_event(
     type: str,

@@ -115,8 +115,10 @@ class Kube:
                 return None
             raise
 
-    async def list(self, path: str) -> list[JSON]:
-        data = await self._request("GET", path)
+    async def list(self, path: str, label_selector: str | None = None) -> list[JSON]:
+        """The items at `path`; with `label_selector`, only those the API server selects."""
+        params = {"labelSelector": label_selector} if label_selector else None
+        data = await self._request("GET", path, params=params)
         items: list[JSON] = data.get("items") or []
         return items
 

@@ -583,7 +583,7 @@ class Condition(SpecModel):
 
     type: str = Field(max_length=316, description="Ready, Healthy or Compiled.")
     status: ConditionStatus = Field(description="True, False or Unknown.")
-    reason: str = Field(max_length=1024, description="CamelCase reason, e.g. SecretNotFound.")
+    reason: str = Field(max_length=1024, description="CamelCase reason, e.g. SecretNotGranted.")
     message: str = Field(default="", max_length=32768, description="What happened and what to do.")
     last_transition_time: str = Field(
         json_schema_extra={"format": "date-time"}, description="When the status last changed."

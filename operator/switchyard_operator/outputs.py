@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from .compile import CompileResult
+from .grants import COMPILED, CREDENTIALS_LABEL
 from .models import API_VERSION
 from .secrets import encode_data
 
@@ -47,6 +48,21 @@ def _metadata(policy: Mapping[str, Any], name: str) -> JSON:
     return out
 
 
+def owned_by(body: Mapping[str, Any], policy: Mapping[str, Any]) -> bool:
+    """Switchyard wrote this object for this policy: our label and the policy as controller.
+    Anything else with the same name belongs to someone else and is never written."""
+    meta = body.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    uid = (policy.get("metadata") or {}).get("uid")
+    return bool(
+        uid
+        and all(labels.get(k) == v for k, v in MANAGED_BY.items())
+        and any(
+            ref.get("uid") == uid and ref.get("controller") for ref in meta.get("ownerReferences") or []
+        )
+    )
+
+
 def config_map(policy: Mapping[str, Any], result: CompileResult) -> JSON:
     """The `<policy>-routes` ConfigMap: the table as YAML, annotated with its digest."""
     meta = _metadata(policy, routes_name(policy["metadata"]["name"]))
@@ -61,11 +77,13 @@ def config_map(policy: Mapping[str, Any], result: CompileResult) -> JSON:
 
 def credentials_secret(policy: Mapping[str, Any], result: CompileResult) -> JSON:
     """The `<policy>-credentials` Secret: one entry per Credential.key of the table."""
+    meta = _metadata(policy, credentials_name(policy["metadata"]["name"]))
+    meta["labels"][CREDENTIALS_LABEL] = COMPILED  # watched by the operator, never a key source
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _metadata(policy, credentials_name(policy["metadata"]["name"])),
+        "metadata": meta,
         "data": encode_data(dict(sorted(result.credentials.items()))),
     }
 

@@ -25,25 +25,28 @@ from .compile import (
     resolve_provider,
     summarize,
 )
-from .kube import Kube, core_path, custom_path
+from .grants import GRANTED_SELECTOR, GrantedSecret, granted_secret
+from .kube import Kube, KubeError, core_path, custom_path
 from .outputs import (
     HASH_ANNOTATION,
     MANAGED_BY,
+    POLICY_LABEL,
     TABLE_KEY,
     config_map,
     credentials_name,
     credentials_secret,
+    owned_by,
     routes_name,
 )
 from .propagation import routers_status
 from .replicas import live_per_policy, replicas_per_provider
-from .secrets import decode_secret
 from .usage_maps import UsageSettings, read_usage_maps
 
 JSON = dict[str, Any]
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]
 PROVIDERS = "llmproviders"
 POLICIES = "routingpolicies"
+NAME_CONFLICT = "NameConflict"
 
 
 def kopf_events(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
@@ -94,12 +97,18 @@ def referenced_secrets(provider: Mapping[str, Any]) -> set[str]:
     return names
 
 
-async def read_secrets(kube: Kube, namespace: str, names: set[str]) -> dict[str, dict[str, str]]:
-    found: dict[str, dict[str, str]] = {}
-    for name in sorted(names):
-        body = await kube.get(core_path("secrets", namespace, name))
-        if body is not None:
-            found[name] = decode_secret(body)
+async def read_secrets(kube: Kube, namespace: str, names: set[str]) -> dict[str, GrantedSecret]:
+    """The named Secrets that opted in. The API server filters by label: a Secret that did not
+    opt in never reaches the operator (no `get` by name, which would return any Secret)."""
+    if not names:
+        return {}
+    items = await kube.list(core_path("secrets", namespace), GRANTED_SELECTOR)
+    found: dict[str, GrantedSecret] = {}
+    for body in items:
+        name = (body.get("metadata") or {}).get("name")
+        grant = granted_secret(body)
+        if name in names and grant is not None:  # the label checked again: trust no filter blindly
+            found[name] = grant
     return found
 
 
@@ -125,34 +134,92 @@ def _differs(existing: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> 
         or (meta.get("annotations") or {}).get(HASH_ANNOTATION)
         != (want.get("annotations") or {}).get(HASH_ANNOTATION)
         or meta.get("ownerReferences") != want.get("ownerReferences")
+        or any((meta.get("labels") or {}).get(k) != v for k, v in want["labels"].items())
     )
 
 
-async def _apply(kube: Kube, plural: str, existing: JSON | None, desired: JSON) -> None:
+@dataclass(frozen=True)
+class NameConflict:
+    """An object of the name a policy writes exists, and Switchyard did not create it for it."""
+
+    kind: str  # ConfigMap or Secret
+    namespace: str
+    name: str
+
+    def message(self, policy: str) -> str:
+        return (
+            f"{self.kind} {self.namespace}/{self.name} already exists and was not created by "
+            f"Switchyard for RoutingPolicy {policy!r}: it is left untouched and no table is written. "
+            f"Rename the RoutingPolicy (it writes {routes_name(policy)} and {credentials_name(policy)}), "
+            f"or, if that {self.kind} is not needed, delete it: "
+            f"kubectl -n {self.namespace} delete {self.kind.lower()} {self.name}"
+        )
+
+
+async def _apply(kube: Kube, plural: str, existing: JSON | None, desired: JSON) -> bool:
+    """Create or patch one output; False when the create found a foreign object of that name."""
     namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
     if existing is None:
-        await kube.create(core_path(plural, namespace), desired)
-        return
+        try:
+            await kube.create(core_path(plural, namespace), desired)
+        except KubeError as exc:
+            if exc.status == 409:  # someone else's object, which the operator cannot (or may not) see
+                return False
+            raise
+        return True
     patch = dict(desired)
     stale = set(existing.get("data") or {}) - set(desired["data"])
     patch["data"] = {**desired["data"], **dict.fromkeys(stale)}  # merge-patch: null deletes
+    # The object checked as ours, and no other: a replaced one fails with 409.
+    patch["metadata"] = {**desired["metadata"], "resourceVersion": existing["metadata"]["resourceVersion"]}
     await kube.patch(core_path(plural, namespace, name), patch)
+    return True
 
 
-async def write_outputs(kube: Kube, policy: Mapping[str, Any], result: CompileResult) -> bool:
-    """Write the ConfigMap and credentials Secret if they differ; True when anything was written."""
+async def _own_secret(kube: Kube, namespace: str, policy: str) -> JSON | None:
+    """The policy's credentials Secret if it carries our labels, found without reading any other
+    Secret (label selection by the API server; the operator has no `get` on Secrets)."""
+    selector = ",".join([*(f"{k}={v}" for k, v in MANAGED_BY.items()), f"{POLICY_LABEL}={policy}"])
+    items = await kube.list(core_path("secrets", namespace), selector)
+    return next((s for s in items if s["metadata"].get("name") == credentials_name(policy)), None)
+
+
+async def revoke_keys(kube: Kube, policy: Mapping[str, Any], providers: list[str]) -> list[str]:
+    """Remove these providers' keys from the policy's credentials Secret (a Secret withdrew its
+    grant: the last good table stays, the key does not). Returns the keys removed."""
     namespace, name = policy["metadata"]["namespace"], policy["metadata"]["name"]
+    existing = await _own_secret(kube, namespace, name)
+    if existing is None or not owned_by(existing, policy):
+        return []
+    gone = sorted(k for k in existing.get("data") or {} if k.rsplit(".", 1)[0] in providers)
+    if gone:
+        patch = {"metadata": {"resourceVersion": existing["metadata"]["resourceVersion"]},
+                 "data": dict.fromkeys(gone)}
+        await kube.patch(core_path("secrets", namespace, credentials_name(name)), patch)
+    return gone
+
+
+async def write_outputs(kube: Kube, policy: Mapping[str, Any], result: CompileResult) -> bool | NameConflict:
+    """Write the ConfigMap and credentials Secret if they differ; True when anything was written.
+    A NameConflict, and nothing written, when either name is taken by an object not ours."""
+    namespace, name = policy["metadata"]["namespace"], policy["metadata"]["name"]
+    routes = await kube.get(core_path("configmaps", namespace, routes_name(name)))
+    if routes is not None and not owned_by(routes, policy):
+        return NameConflict("ConfigMap", namespace, routes_name(name))
     wrote = False
     # The Secret first: a router must never see a table naming keys it cannot find yet.
     desired = credentials_secret(policy, result)
-    existing = await kube.get(core_path("secrets", namespace, credentials_name(name)))
+    existing = await _own_secret(kube, namespace, name)
+    if existing is not None and not owned_by(existing, policy):
+        return NameConflict("Secret", namespace, credentials_name(name))
     if _differs(existing, desired):
-        await _apply(kube, "secrets", existing, desired)
+        if not await _apply(kube, "secrets", existing, desired):
+            return NameConflict("Secret", namespace, credentials_name(name))
         wrote = True
     desired = config_map(policy, result)
-    existing = await kube.get(core_path("configmaps", namespace, routes_name(name)))
-    if _differs(existing, desired):
-        await _apply(kube, "configmaps", existing, desired)
+    if _differs(routes, desired):
+        if not await _apply(kube, "configmaps", routes, desired):
+            return NameConflict("ConfigMap", namespace, routes_name(name))
         wrote = True
     return wrote
 
@@ -212,8 +279,20 @@ async def reconcile_policy(
         new: JSON = {"observedGeneration": generation}
         current_hash: str | None = None
 
-        if result.ok:
-            wrote = await write_outputs(rt.kube, policy, result)
+        written = await write_outputs(rt.kube, policy, result) if result.ok else False
+        if isinstance(written, NameConflict):
+            message = written.message(name)
+            compiled = cond.condition(
+                cond.COMPILED, True, "Compiled", "the spec compiles; its outputs are blocked (see Ready)",
+                generation,
+            )
+            ready = cond.condition(cond.READY, False, NAME_CONFLICT, message, generation)
+            previous_ready = cond.find(old.get("conditions"), cond.READY)
+            if cond.transitioned(previous_ready, ready):
+                rt.events(policy, "Warning", NAME_CONFLICT, message)
+            logger.warning(message)
+        elif result.ok:
+            wrote = written
             digest = current_hash = result.digest()
             assert result.table is not None
             summary = (
@@ -237,7 +316,8 @@ async def reconcile_policy(
             message = summarize(result.problems)
             compiled = cond.condition(cond.COMPILED, False, result.reason, message, generation)
             existing = await rt.kube.get(core_path("configmaps", namespace, routes_name(name)))
-            if existing is not None and existing.get("data", {}).get(TABLE_KEY):
+            ours = existing is not None and owned_by(existing, policy)
+            if existing is not None and ours and existing.get("data", {}).get(TABLE_KEY):
                 digest = (existing["metadata"].get("annotations") or {}).get(HASH_ANNOTATION, "?")
                 current_hash = digest
                 ready = cond.condition(
@@ -249,6 +329,10 @@ async def reconcile_policy(
             else:
                 ready = cond.condition(cond.READY, False, result.reason, message, generation)
             logger.warning(f"compile failed: {message}")
+            if result.ungranted and await revoke_keys(rt.kube, policy, result.ungranted):
+                rt.events(policy, "Warning", "KeysRevoked",
+                          f"keys of {', '.join(result.ungranted)} removed from {credentials_name(name)}: "
+                          "their Secret no longer grants them")
 
         previous = cond.find(old.get("conditions"), cond.COMPILED)
         if cond.transitioned(previous, compiled) or (

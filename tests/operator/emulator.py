@@ -4,8 +4,10 @@ Stock kmock 0.8 stores objects as plain merged dicts. A real API server also: as
 resourceVersion, generation and creationTimestamp; refuses stale resourceVersions (409) and
 failed JSON-patch tests (422); keeps status apart behind the status subresource; bumps generation
 on spec changes only; turns stringData into data; honours generateName and PUT; answers 201 on
-create; names the kind in lists; garbage-collects owned objects. This subclass does that, so
-kopf and the operator behave here as they would on a cluster. kmock also reads
+create; names the kind in lists; garbage-collects owned objects; filters lists and watches by
+label and field selectors (an object leaving a watch's selection arrives as DELETED); starts a
+watch after its resourceVersion (objects the client listed are not sent again). This subclass
+does that, so kopf and the operator behave here as they would on a cluster. kmock also reads
 `/api/v1/namespaces[/NAME]` (the Namespace objects themselves, which kopf lists to find the
 namespaces it serves) as a namespace prefix with nothing after it, and answers 500; the path
 parser is widened below for exactly that shape.
@@ -17,7 +19,9 @@ import base64
 import copy
 import datetime
 import json
+import re
 import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp.web
@@ -57,6 +61,61 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_REQUIREMENT = re.compile(
+    r"^\s*(?P<neg>!)?\s*(?P<key>[^\s!=,()]+)\s*"
+    r"(?:(?P<op>==|!=|=|\s+in\s+|\s+notin\s+)\s*(?:\((?P<set>[^)]*)\)|(?P<value>[^\s,()]*)))?\s*$"
+)
+
+
+def _split_requirements(selector: str) -> list[str]:
+    """Commas separate requirements, except inside `in (a,b)` sets."""
+    parts, depth, current = [], 0, ""
+    for char in selector:
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [p for p in [*parts, current] if p.strip()]
+
+
+def label_matcher(selector: str) -> Callable[[Mapping[str, str]], bool]:
+    """Kubernetes label selector syntax: k, !k, k=v, k==v, k!=v, k in (a,b), k notin (a,b)."""
+    tests: list[Callable[[Mapping[str, str]], bool]] = []
+    for requirement in _split_requirements(selector):
+        match = _REQUIREMENT.match(requirement)
+        if match is None:
+            raise KubernetesError(status=400, reason="BadRequest", message=f"bad label selector {selector!r}")
+        key, op = match["key"], (match["op"] or "").strip()
+        values = {v.strip() for v in (match["set"] or match["value"] or "").split(",")}
+        if match["neg"]:
+            tests.append(lambda labels, key=key: key not in labels)
+        elif not op:
+            tests.append(lambda labels, key=key: key in labels)
+        elif op in ("=", "==", "in"):
+            tests.append(lambda labels, key=key, values=values: labels.get(key) in values)
+        else:  # != and notin also select objects without the label
+            tests.append(lambda labels, key=key, values=values: labels.get(key) not in values)
+    return lambda labels: all(test(labels) for test in tests)
+
+
+def selects(params: Mapping[str, str], obj: Mapping[str, Any]) -> bool:
+    """Does this list/watch request's labelSelector and fieldSelector select `obj`?"""
+    meta = obj.get("metadata") or {}
+    if params.get("labelSelector") and not label_matcher(params["labelSelector"])(meta.get("labels") or {}):
+        return False
+    fields = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace")}
+    for requirement in _split_requirements(params.get("fieldSelector") or ""):
+        key, op, value = re.split(r"(==|!=|=)", requirement.strip(), maxsplit=1)
+        if key not in fields:
+            raise KubernetesError(status=400, reason="BadRequest", message=f"field {key!r} is not supported")
+        if (fields[key] == value) != (op != "!="):
+            return False
+    return True
 
 
 @attrs.define(kw_only=True)
@@ -238,6 +297,7 @@ class Emulator(KubernetesEmulator):
 
     async def _serve_list(self, request: Request) -> Any:
         payload = await super()._serve_list(request)
+        payload["items"] = [obj for obj in payload["items"] if selects(request.params, obj)]
         assert request.resource is not None
         res = request.resource
         if res in self.resources and self.resources[res].kind:
@@ -245,3 +305,27 @@ class Emulator(KubernetesEmulator):
         payload["apiVersion"] = f"{res.group}/{res.version}" if res.group else res.version
         payload["metadata"] = {"resourceVersion": str(self._rv)}
         return payload
+
+    async def _serve_watch(self, request: Request) -> AsyncIterator[Any]:
+        selected: set[tuple[Any, Any]] = set()  # objects this stream has shown as present
+        since = int(request.params.get("resourceVersion") or 0)
+        async for event in super()._serve_watch(request):
+            if not isinstance(event, dict):
+                yield event
+                continue
+            meta = event["object"].get("metadata") or {}
+            key = (meta.get("namespace"), meta.get("name"))
+            if event["type"] == "ADDED" and int(meta.get("resourceVersion") or 0) <= since:
+                if selects(request.params, event["object"]):  # listed already: resume after `since`
+                    selected.add(key)
+                continue
+            if selects(request.params, event["object"]):
+                if event["type"] == "DELETED":
+                    selected.discard(key)
+                elif key not in selected:  # it entered the selection: new, for this watcher
+                    selected.add(key)
+                    event = {"type": "ADDED", "object": event["object"]}
+                yield event
+            elif key in selected:  # it left the selection: gone, for this watcher
+                selected.discard(key)
+                yield {"type": "DELETED", "object": event["object"]}

@@ -53,11 +53,18 @@ def policy(
     }
 
 
-def secret(name: str = "keys", namespace: str = NS, **values: str) -> dict[str, Any]:
+def secret(
+    name: str = "keys", namespace: str = NS, *, grant: str | None = "openai", **values: str
+) -> dict[str, Any]:
+    """A Secret of keys that opts in for the LLMProviders named in `grant` (None: no opt-in)."""
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if grant is not None:
+        meta["labels"] = {"switchyard.dev/credentials": "true"}
+        meta["annotations"] = {"switchyard.dev/allowed-providers": grant}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": meta,
         "type": "Opaque",
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
     }

@@ -16,6 +16,7 @@ from switchyard_operator.budget import (
     with_budget_condition,
 )
 from switchyard_operator.compile import compile_policy
+from switchyard_operator.grants import GrantedSecret
 from switchyard_operator.kube import KubeError, core_path, custom_path
 from switchyard_operator.models import BudgetSpec
 from switchyard_operator.outputs import TABLE_KEY
@@ -74,7 +75,7 @@ def test_condition_messages_and_events():
 
 def test_compile_leaves_a_disabled_provider_out():
     providers = {"a": body("10"), "b": provider("b")}
-    secrets = {"keys": {"OPENAI_API_KEY": "sk"}}
+    secrets = {"keys": GrantedSecret({"OPENAI_API_KEY": "sk"}, frozenset({"a", "b"}))}
     both = compile_policy(policy("p", targets=[("a", "m1"), ("b", "m1")]), providers, secrets, now=NOW)
     assert both.ok and both.disabled == ["a"]
     assert [p.name for p in both.table.providers] == ["b"] and both.credentials == {"b.primary": "sk"}
@@ -124,7 +125,7 @@ def previous_period(period: str) -> str:
 
 
 async def test_budget_warn_exceed_disable_raise_and_a_new_month(api, kube):
-    await kube.create(core_path("secrets", NS), secret(K="sk-1"))
+    await kube.create(core_path("secrets", NS), secret(K="sk-1", grant="a,b"))
     budget = {"monthlyUSD": "0.01", "warnAtPercent": 50, "onExceeded": "Disable"}
     await kube.create(custom_path("llmproviders", NS), provider("a", secret="keys", key="K", budget=budget))
     await kube.create(custom_path("llmproviders", NS), provider("b", secret="keys", key="K"))

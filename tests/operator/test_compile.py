@@ -10,6 +10,7 @@ from switchyard_operator.compile import (
     resolve_provider,
     summarize,
 )
+from switchyard_operator.grants import GrantedSecret, granted_secret
 from switchyard_operator.outputs import (
     HASH_ANNOTATION,
     TABLE_KEY,
@@ -21,7 +22,9 @@ from switchyard_router.table import CircuitBreakerPolicy, Credential, load_table
 
 from .manifests import policy, provider, secret
 
-KEYS = {"keys": {"OPENAI_API_KEY": "sk-live-123", "ANTHROPIC_API_KEY": "sk-ant-456"}}
+KEYS = {"keys": GrantedSecret(
+    {"OPENAI_API_KEY": "sk-live-123", "ANTHROPIC_API_KEY": "sk-ant-456"}, frozenset({"openai", "claude", "vllm"})
+)}
 
 
 def test_compiles_a_fallback_chain_without_secret_values():
@@ -94,15 +97,40 @@ def test_unknown_provider_names_the_field_and_the_known_ones():
     assert str(problem).startswith("RoutingPolicy team/chat: spec.routes[0]")
 
 
-def test_missing_secret_and_key_say_how_to_fix():
+def test_a_secret_is_used_only_when_it_opts_in_for_the_provider():
     result = compile_policy(policy(), {"openai": provider()}, {})
-    assert result.reason == Reason.SECRET_NOT_FOUND
-    assert "kubectl -n team create secret generic keys --from-literal=OPENAI_API_KEY=" in result.problems[0].message
-    result = compile_policy(policy(), {"openai": provider()}, {"keys": {"OTHER": "v"}})
+    assert result.reason == Reason.SECRET_NOT_GRANTED and result.credentials == {}
+    message = result.problems[0].message
+    assert "Secret 'keys' in namespace 'team' does not exist or has not opted in" in message
+    assert ("kubectl -n team label secret keys switchyard.dev/credentials=true --overwrite && "
+            "kubectl -n team annotate secret keys switchyard.dev/allowed-providers=openai --overwrite") in message
+    assert "kubectl -n team create secret generic keys" in message
+
+    # Opted in, for other providers only: the annotation is extended, never replaced.
+    other = {"keys": GrantedSecret({"OPENAI_API_KEY": "sk-live-123"}, frozenset({"billing", "crm"}))}
+    result = compile_policy(policy(), {"openai": provider()}, other)
+    assert result.reason == Reason.SECRET_NOT_GRANTED and result.credentials == {}
+    assert "opted in for LLMProviders billing, crm, not 'openai'" in result.problems[0].message
+    assert "switchyard.dev/allowed-providers=billing,crm,openai" in result.problems[0].message
+
+    # The label alone, or the annotation alone, is no grant.
+    labelled = secret(OPENAI_API_KEY="sk-1")
+    del labelled["metadata"]["annotations"]
+    assert granted_secret(labelled).providers == frozenset()
+    annotated = secret(OPENAI_API_KEY="sk-1")
+    del annotated["metadata"]["labels"]
+    assert granted_secret(annotated) is None
+    assert granted_secret(secret(OPENAI_API_KEY="sk-1", grant=" openai , claude,")).providers == {"openai", "claude"}
+
+
+def test_missing_key_says_how_to_fix_without_naming_the_secrets_other_keys():
+    grant = frozenset({"openai"})
+    result = compile_policy(policy(), {"openai": provider()}, {"keys": GrantedSecret({"DB_PASSWORD": "v"}, grant)})
     assert result.reason == Reason.KEY_MISSING
-    assert "'OPENAI_API_KEY' of Secret 'keys' is missing (it has: OTHER)" in result.problems[0].message
-    result = compile_policy(policy(), {"openai": provider()}, {"keys": {"OPENAI_API_KEY": ""}})
-    assert "is empty" in result.problems[0].message
+    assert "key 'OPENAI_API_KEY' of Secret 'keys' is missing or empty" in result.problems[0].message
+    assert "DB_PASSWORD" not in result.problems[0].message
+    result = compile_policy(policy(), {"openai": provider()}, {"keys": GrantedSecret({"OPENAI_API_KEY": ""}, grant)})
+    assert result.reason == Reason.KEY_MISSING
     assert result.credentials == {}
 
 

@@ -57,8 +57,32 @@ def test_missing_keys_fail_with_resource_field_and_fix(monkeypatch, capsys):
         monkeypatch.delenv(key, raising=False)
     assert main(["-f", str(ROOT / "samples" / "demo")]) == 1
     err = capsys.readouterr().err
-    assert "error: LLMProvider demo/openai: spec.credentials[0].secretKeyRef: Secret 'demo-keys' not found" in err
+    assert ("error: LLMProvider demo/openai: spec.credentials[0].secretKeyRef: Secret 'demo-keys' in namespace "
+            "'demo' does not exist or has not opted in") in err
     assert "environment variable" in err and "nothing written" in err
+
+
+def test_missing_grants_are_reported_offline(tmp_path, capsys):
+    unlabelled = secret(OPENAI_API_KEY="k", grant=None)
+    write(tmp_path / "none", "p.yaml", provider(), unlabelled, policy())
+    assert main(["-f", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert "error: LLMProvider team/openai: spec.credentials[0].secretKeyRef: Secret 'keys'" in err
+    assert "kubectl -n team label secret keys switchyard.dev/credentials=true --overwrite" in err
+    write(tmp_path / "other", "p.yaml", provider(), secret(OPENAI_API_KEY="k", grant="crm"), policy())
+    assert main(["-f", str(tmp_path / "other")]) == 1
+    assert "opted in for LLMProviders crm, not 'openai'" in capsys.readouterr().err
+    write(tmp_path / "ok", "p.yaml", provider(), secret(OPENAI_API_KEY="k", grant="crm,openai"), policy())
+    assert main(["-f", str(tmp_path / "ok")]) == 0
+
+
+def test_keys_from_the_environment_warn_that_the_cluster_needs_a_grant(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    write(tmp_path, "p.yaml", provider(), policy())
+    assert main(["-f", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: Secret team/keys is not in" in err
+    assert "switchyard.dev/allowed-providers=openai" in err and "sk-env" not in err
 
 
 def test_invalid_input_is_reported_for_every_resource(tmp_path, capsys):

@@ -44,7 +44,7 @@ async def health_state(kube, name, state):
 
 async def test_probes_flip_health_and_recompile(api, kube, operator, sim, caplog):
     caplog.set_level(logging.DEBUG)
-    await kube.create(core_path("secrets", NS), secret("keys", K=KEY))
+    await kube.create(core_path("secrets", NS), secret("keys", K=KEY, grant="primary,backup"))
     await kube.create(custom_path("llmproviders", NS), sim_provider(sim, "primary"))
     await kube.create(custom_path("llmproviders", NS), sim_provider(sim, "backup", type_="anthropic"))
     await kube.create(custom_path("routingpolicies", NS), policy("p", targets=[("primary", "m1"), ("backup", "m1")]))
@@ -87,7 +87,7 @@ async def test_probes_flip_health_and_recompile(api, kube, operator, sim, caplog
 
 
 async def test_bad_key_is_unhealthy_with_a_readable_error(api, kube, operator, sim):
-    await kube.create(core_path("secrets", NS), secret("keys", K="sk-bad-key"))
+    await kube.create(core_path("secrets", NS), secret("keys", K="sk-bad-key", grant="g"))
     await kube.create(custom_path("llmproviders", NS), sim_provider(sim, "g", type_="gemini"))
     body = await eventually(lambda: health_state(kube, "g", "Unhealthy"))
     assert "Unauthorized" in body["status"]["health"]["lastError"]

@@ -52,7 +52,7 @@ async def start_router(api_url: str, port: int) -> asyncio.subprocess.Process:
 
 @pytest.mark.timeout(60)
 async def test_a_policy_change_reaches_a_router_under_load_without_a_failed_request(api, kube, operator, sim, unused_tcp_port):
-    await kube.create(core_path("secrets", NS), secret("keys", K=KEY))
+    await kube.create(core_path("secrets", NS), secret("keys", K=KEY, grant="primary,backup"))
     for name in ("primary", "backup"):
         await kube.create(custom_path("llmproviders", NS), sim_provider(sim, name))
     await kube.create(custom_path("routingpolicies", NS), policy("chat", targets=[("primary", "m1"), ("backup", "m1")]))

@@ -56,8 +56,8 @@ async def test_create_compiles_configmap_secret_and_status(api, kube, operator):
 
 async def setup_two_policies(kube):
     """Policy `one` routes to provider `a` (Secret keys-a), policy `two` to `b` (Secret keys-b)."""
-    await kube.create(core_path("secrets", NS), secret("keys-a", K="sk-a-1"))
-    await kube.create(core_path("secrets", NS), secret("keys-b", K="sk-b-1"))
+    await kube.create(core_path("secrets", NS), secret("keys-a", K="sk-a-1", grant="a"))
+    await kube.create(core_path("secrets", NS), secret("keys-b", K="sk-b-1", grant="b"))
     await kube.create(custom_path("llmproviders", NS), provider("a", secret="keys-a", key="K"))
     await kube.create(custom_path("llmproviders", NS), provider("b", secret="keys-b", key="K"))
     await kube.create(custom_path("routingpolicies", NS), policy("one", targets=[("a", "m1")]))
@@ -149,15 +149,15 @@ async def test_invalid_spec_and_missing_secret_are_reported_and_heal(api, kube, 
 
     await kube.create(custom_path("llmproviders", NS), provider("x", secret="late", key="K"))
     await kube.patch(policy_path("bad"), {"spec": {"routes": [{"name": "chat", "targets": [{"provider": "x", "model": "m1"}]}]}})
-    body = await eventually(lambda: compiled_status(kube, "bad", "False", "SecretNotFound"))
+    body = await eventually(lambda: compiled_status(kube, "bad", "False", "SecretNotGranted"))
     assert "kubectl -n team create secret generic late" in condition(body, "Compiled")["message"]
 
     async def provider_not_ready():
         c = condition(await kube.get(provider_path("x")), "Ready")
-        return c and c["reason"] == "SecretNotFound"
+        return c and c["reason"] == "SecretNotGranted"
 
     await eventually(provider_not_ready)
-    await kube.create(core_path("secrets", NS), secret("late", OTHER="v"))
+    await kube.create(core_path("secrets", NS), secret("late", OTHER="v", grant="x"))
     await eventually(lambda: compiled_status(kube, "bad", "False", "KeyMissing"))
     await kube.patch(core_path("secrets", NS, "late"), {"data": {"K": base64.b64encode(b"sk-late").decode()}})
     await eventually(lambda: compiled_status(kube, "bad", "True"))

@@ -108,7 +108,7 @@ def routers_are(kube, expected):
 
 
 async def test_routers_are_counted_and_limits_shared_as_they_scale(api, kube):
-    await kube.create(core_path("secrets", NS), secret(K="sk-1"))
+    await kube.create(core_path("secrets", NS), secret(K="sk-1", grant="a"))
     body = provider("a", secret="keys", key="K", limits={"requestsPerMinute": 100, "tokensPerMinute": 1000})
     body["spec"]["credentials"][0]["limits"] = {"requestsPerMinute": 10}
     await kube.create(custom_path("llmproviders", NS), body)

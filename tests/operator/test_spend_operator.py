@@ -130,7 +130,7 @@ def spend_is(kube, name: str, cost: Decimal, requests: int):
 
 
 async def setup_providers(kube, *names: str, policy_name: str = "chat", **spec) -> None:
-    await kube.create(core_path("secrets", NS), secret(K="sk-1"))
+    await kube.create(core_path("secrets", NS), secret(K="sk-1", grant=",".join(names)))
     for name in names:
         await kube.create(custom_path("llmproviders", NS), provider(name, secret="keys", key="K", **spec))
     await kube.create(custom_path("routingpolicies", NS), policy(policy_name, targets=[(n, "m1") for n in names]))
@@ -240,7 +240,7 @@ async def test_write_conflicts_are_refolded_not_lost(api, kube):
     from switchyard_operator.reconcile import Runtime
     from switchyard_operator.usage_sync import fold_into_provider
 
-    await kube.create(core_path("secrets", NS), secret(K="sk-1"))
+    await kube.create(core_path("secrets", NS), secret(K="sk-1", grant="a"))
     await kube.create(custom_path("llmproviders", NS), provider("a", secret="keys", key="K"))
     rt = Runtime(kube)
     stale_body = await kube.get(provider_path("a"))

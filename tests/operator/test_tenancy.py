@@ -1,0 +1,184 @@
+"""Attacks of a namespace user (may write LLMProviders, RoutingPolicies and ConfigMaps, may not
+read Secrets) against the real operator on the emulated API: each is refused, reported, harmless.
+
+Finding 1: an LLMProvider naming a Secret the author cannot read. Finding 3: a RoutingPolicy
+named so that its outputs would overwrite (and adopt) someone else's Secret and ConfigMap.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+from switchyard_operator.kube import Kube, core_path, custom_path
+
+from .conftest import cm_path, creds_path, eventually, policy_path, provider_path
+from .manifests import NS, policy, provider, secret
+from .test_lifecycle import compiled_status, condition
+
+PASSWORD = "hunter2-database-password"
+ACTOR = "X-Test-Actor"  # marks the test's own requests, to tell the operator's apart
+
+
+@pytest.fixture
+async def kube(api):
+    """The namespace user (and the other teams): the test's requests, marked."""
+    client = Kube(httpx.AsyncClient(base_url=str(api.url), headers={"Accept": "application/json", ACTOR: "user"}))
+    yield client
+    await client.close()
+
+
+async def delete(kube, path):
+    response = await kube.client.request("DELETE", path)
+    assert response.status_code < 400, response.text
+
+
+def secret_requests(api) -> list[str]:
+    """Every request the operator made for Secrets, as `METHOD path?query`."""
+    return [
+        f"{r.method.value} {r.url.path}?{r.url.query_string}"
+        for r in list(api)
+        if "/secrets" in r.url.path and r.headers.get(ACTOR) != "user"
+    ]
+
+
+async def events_text(kube) -> str:
+    return json.dumps(await kube.list(core_path("events", NS)))
+
+
+async def ready_reason(kube, name):
+    c = condition(await kube.get(provider_path(name)), "Ready")
+    return c and c["reason"]
+
+
+async def test_a_provider_cannot_borrow_a_secret_that_did_not_opt_in(api, kube, operator):
+    # The victim's Secret: another team's database password, no opt-in.
+    await kube.create(core_path("secrets", NS), secret("db", grant=None, password=PASSWORD, user="admin"))
+    await kube.create(custom_path("llmproviders", NS), provider("thief", secret="db", key="password"))
+    await kube.create(custom_path("routingpolicies", NS), policy("steal", targets=[("thief", "m1")]))
+
+    body = await eventually(lambda: compiled_status(kube, "steal", "False", "SecretNotGranted"))
+    message = condition(body, "Compiled")["message"]
+    assert "kubectl -n team label secret db switchyard.dev/credentials=true" in message
+    assert "switchyard.dev/allowed-providers=thief" in message
+    await eventually(lambda: _is(ready_reason(kube, "thief"), "SecretNotGranted"))
+    # refused: nothing written for the policy
+    assert await kube.get(creds_path("steal")) is None and await kube.get(cm_path("steal")) is None
+    # reported without the value or the Secret's key names, in status and Events
+    for text in (json.dumps(await kube.get(provider_path("thief"))), json.dumps(body), await events_text(kube)):
+        assert PASSWORD not in text and "user" not in text.replace("user-", "")
+    # harmless: the operator never asked for that Secret, and the API server never sent it
+    requests = secret_requests(api)
+    assert requests and not any("/secrets/db" in r for r in requests)
+    assert all("labelSelector=" in r for r in requests if r.startswith("GET"))
+    assert not any(r.startswith(("DELETE", "PUT")) for r in requests)
+
+
+async def test_a_grant_names_its_providers_and_can_be_withdrawn(api, kube, operator):
+    await kube.create(core_path("secrets", NS), secret("keys", grant="openai", OPENAI_API_KEY="sk-team-a"))
+    await kube.create(custom_path("llmproviders", NS), provider("openai"))
+    await kube.create(custom_path("llmproviders", NS), provider("copycat"))  # same Secret, not named
+    await kube.create(custom_path("routingpolicies", NS), policy("mine", targets=[("openai", "m1")]))
+    await kube.create(custom_path("routingpolicies", NS), policy("theirs", targets=[("copycat", "m1")]))
+
+    await eventually(lambda: compiled_status(kube, "mine", "True"))
+    body = await eventually(lambda: compiled_status(kube, "theirs", "False", "SecretNotGranted"))
+    assert "opted in for LLMProviders openai, not 'copycat'" in condition(body, "Compiled")["message"]
+    assert "switchyard.dev/allowed-providers=copycat,openai" in condition(body, "Compiled")["message"]
+    assert await kube.get(creds_path("theirs")) is None
+    assert "sk-team-a" not in await events_text(kube)
+
+    # The Secret's owner withdraws the grant: the key leaves the routers' Secret at once.
+    await kube.patch(core_path("secrets", NS, "keys"), {"metadata": {"labels": {"switchyard.dev/credentials": None}}})
+    await eventually(lambda: compiled_status(kube, "mine", "False", "SecretNotGranted"))
+
+    async def revoked():
+        creds = await kube.get(creds_path("mine"))
+        return creds is not None and "openai.primary" not in (creds.get("data") or {})
+
+    await eventually(revoked)
+    events = [e for e in await kube.list(core_path("events", NS)) if e.get("reason") == "KeysRevoked"]
+    assert events and events[0]["involvedObject"]["name"] == "mine"
+
+    # ... and granted again, it comes back.
+    await kube.patch(core_path("secrets", NS, "keys"), {"metadata": {"labels": {"switchyard.dev/credentials": "true"}}})
+
+    async def restored():
+        creds = await kube.get(creds_path("mine"))
+        return base64.b64decode((creds.get("data") or {}).get("openai.primary", "")) == b"sk-team-a"
+
+    await eventually(restored)
+
+
+async def test_a_policy_named_after_someone_elses_objects_adopts_nothing(api, kube, operator):
+    # The payments team's own Secret and ConfigMap, named as a policy `payments` would write them.
+    foreign_secret = secret("payments-credentials", grant=None, DB=PASSWORD, TOKEN="t")
+    foreign_cm = {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": "payments-routes", "namespace": NS}, "data": {"table.yaml": "theirs"}}
+    await kube.create(core_path("secrets", NS), foreign_secret)
+    await kube.create(core_path("configmaps", NS), foreign_cm)
+    before = {p: (await kube.get(p)) for p in (creds_path("payments"), cm_path("payments"))}
+
+    await kube.create(core_path("secrets", NS), secret("keys", grant="openai", OPENAI_API_KEY="sk-1"))
+    await kube.create(custom_path("llmproviders", NS), provider("openai"))
+    await kube.create(custom_path("routingpolicies", NS), policy("payments"))
+
+    async def conflicted():
+        ready = condition(await kube.get(policy_path("payments")), "Ready")
+        return ready if ready and ready["reason"] == "NameConflict" else None
+
+    ready = await eventually(conflicted)
+    assert ready["status"] == "False"
+    assert "ConfigMap team/payments-routes already exists and was not created by Switchyard" in ready["message"]
+    assert "kubectl -n team delete configmap payments-routes" in ready["message"]
+    events = [e for e in await kube.list(core_path("events", NS)) if e.get("reason") == "NameConflict"]
+    assert events and events[0]["type"] == "Warning"
+
+    # The ConfigMap is freed; the Secret still clashes (the operator learns it only from a 409).
+    await delete(kube, cm_path("payments"))
+
+    async def secret_conflict():
+        c = await conflicted()
+        return c if c and "Secret team/payments-credentials" in c["message"] else None
+
+    await eventually(secret_conflict)
+    assert await kube.get(cm_path("payments")) is None, "no table without its keys"
+    after = await kube.get(creds_path("payments"))
+    assert after == before[creds_path("payments")], "the foreign Secret is untouched"
+    assert not any(r.endswith("/secrets/payments-credentials?") or "payments-credentials" in r
+                   for r in secret_requests(api) if not r.startswith("POST"))
+
+    # Deleting the policy leaves the foreign Secret alone (nothing made it an owner).
+    await delete(kube, policy_path("payments"))
+    await eventually(lambda: _gone(kube, policy_path("payments")))
+    assert await kube.get(creds_path("payments")) == before[creds_path("payments")]
+
+
+async def test_a_look_alike_with_switchyard_labels_is_not_adopted(api, kube, operator):
+    # Someone labels their ConfigMap as if Switchyard wrote it; without our ownerReference it is not ours.
+    fake = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"k": "v"},
+            "metadata": {"name": "chat-routes", "namespace": NS,
+                         "labels": {"app.kubernetes.io/managed-by": "switchyard-operator", "switchyard.dev/policy": "chat"}}}
+    await kube.create(core_path("configmaps", NS), fake)
+    await kube.create(core_path("secrets", NS), secret("keys", grant="openai", OPENAI_API_KEY="sk-1"))
+    await kube.create(custom_path("llmproviders", NS), provider("openai"))
+    await kube.create(custom_path("routingpolicies", NS), policy("chat"))
+
+    async def conflicted():
+        ready = condition(await kube.get(policy_path("chat")), "Ready")
+        return ready and ready["reason"] == "NameConflict"
+
+    await eventually(conflicted)
+    cm = await kube.get(cm_path("chat"))
+    assert cm["data"] == {"k": "v"} and "ownerReferences" not in cm["metadata"]
+    assert await kube.get(creds_path("chat")) is None
+
+
+async def _is(awaitable, value):
+    return await awaitable == value
+
+
+async def _gone(kube, path):
+    return await kube.get(path) is None
