@@ -14,17 +14,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import promql_parser
 import pytest
 import yaml
-from switchyard_operator.metrics import ProviderCollector
 from switchyard_operator.webhook import HANDLER_ID, WebhookConfig, inject_sidecar
-from switchyard_router.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "switchyard"
@@ -375,72 +371,6 @@ def test_monitoring_objects(rendered: dict[str, Any]) -> None:
     ):
         assert series in exprs, series
     assert "histogram_quantile(0.95" in exprs and "histogram_quantile(0.5" in exprs
-
-
-# Grafana's own variables, given values so that the dashboard's queries parse as Prometheus gets them.
-GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m"}
-SERIES_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
-
-
-def exported_series() -> set[str]:
-    """Every series name the router and the operator expose, as Prometheus stores them."""
-    router = Metrics()
-    router.watch(list)  # with it, the scrape-time gauges (breaker, keys, in flight) are there too
-    families = [*router.registry.collect(), *ProviderCollector().collect()]
-    return {f.name + suffix for f in families for suffix in SERIES_SUFFIXES[f.type]}
-
-
-def selected_series(node: Any) -> Iterator[str]:
-    """The metric names an expression selects, at any depth."""
-    if isinstance(node, promql_parser.MatrixSelector):
-        node = node.vector_selector
-    if isinstance(node, promql_parser.VectorSelector):
-        yield node.name
-        return
-    for child in (getattr(node, name, None) for name in ("lhs", "rhs", "expr", "param")):
-        if child is not None:
-            yield from selected_series(child)
-    for arg in getattr(node, "args", None) or ():
-        yield from selected_series(arg)
-
-
-def test_rules_and_dashboard_queries_parse_and_select_exported_series(rendered: dict[str, Any]) -> None:
-    """What `promtool check rules` would say of the syntax, and more: every series an alert or a
-    panel selects is one the router or the operator exports (a renamed metric breaks this test,
-    not a silent alert)."""
-    docs = documents(rendered, "full")
-    rules = find(docs, "PrometheusRule")["spec"]
-    queries = {f"alert {r['alert']}": r["expr"] for g in rules["groups"] for r in g["rules"]}
-    dashboard = json.loads(find(docs, "ConfigMap", "full-switchyard-dashboard")["data"]["switchyard.json"])
-    for panel in dashboard["panels"]:
-        for target in panel.get("targets", []):
-            expr = target["expr"]
-            for variable, value in GRAFANA_VARIABLES.items():
-                expr = expr.replace(variable, value)
-            queries[f"panel {panel['title']!r} {target['refId']}"] = expr
-    exported = exported_series()
-    selected: set[str] = set()
-    for where, expr in queries.items():
-        try:
-            tree = promql_parser.parse(expr)
-        except ValueError as exc:
-            pytest.fail(f"{where}: {exc}: {expr}")
-        names = set(selected_series(tree))
-        assert names, f"{where} selects no series: {expr}"
-        assert names <= exported, f"{where} selects series nobody exports: {sorted(names - exported)}"
-        selected |= names
-    # The alerts' and panels' staples, so that a walk that found nothing cannot pass.
-    assert {"switchyard_circuit_state", "switchyard_provider_budget_usd", "switchyard_fallbacks_total",
-            "gen_ai_client_operation_duration_seconds_bucket", "switchyard_table_info"} <= selected
-
-
-def test_an_unknown_series_or_bad_syntax_is_caught() -> None:
-    assert set(selected_series(promql_parser.parse(
-        "sum by (p) (rate(a_total[5m])) / (histogram_quantile(0.5, rate(b_bucket[5m])) > 0) + -c"
-    ))) == {"a_total", "b_bucket", "c"}
-    assert "switchyard_request_total" not in exported_series()  # the real one is _requests_total
-    with pytest.raises(ValueError, match="parenthesis"):
-        promql_parser.parse("sum by (x (rate(y[5m]))")
 
 
 def test_proxy_values_reach_the_operators_probes_and_every_injected_router(rendered: dict[str, Any]) -> None:
