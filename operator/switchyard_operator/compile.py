@@ -396,7 +396,7 @@ def compile_policy(
                 circuit_breaker=CircuitBreakerPolicy.model_validate(
                     table_fields(CircuitBreakerPolicy, spec.circuit_breaker.model_dump())
                 ),
-                server=ServerSettings(max_body_bytes=spec.server.max_body_bytes),
+                server=ServerSettings.model_validate(table_fields(ServerSettings, spec.server.model_dump())),
             ).model_dump(mode="json", by_alias=True)
         )
     except (ValidationError, TableError) as exc:

@@ -524,6 +524,25 @@ class ServerSpec(SpecModel):
         le=1024 * 1024 * 1024,
         description="Largest request body accepted, in bytes.",
     )
+    max_response_bytes: int = Field(
+        default=_table_default(ServerSettings, "max_response_bytes"),
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest answer read from a provider (chat or embeddings), in bytes; parsing one "
+        "may take up to 4 times this in memory. Over it the attempt fails with ResponseTooLarge.",
+    )
+    max_event_bytes: int = Field(
+        default=_table_default(ServerSettings, "max_event_bytes"),
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest server-sent event read from a provider's stream, in bytes.",
+    )
+    max_stream_bytes: int = Field(
+        default=_table_default(ServerSettings, "max_stream_bytes"),
+        ge=1024,
+        le=16 * 1024 * 1024 * 1024,
+        description="Most bytes read from one provider stream; over it the stream ends with an error.",
+    )
 
 
 class RoutingPolicySpec(SpecModel):

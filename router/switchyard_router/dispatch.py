@@ -26,6 +26,15 @@ from . import clock
 from .adapters import StreamState, StreamTranslator, UpstreamRequest, Usage
 from .adapters.base import JSON, upstream_request_id
 from .backoff import retry_delay
+from .bounded import (
+    ReadLimits,
+    check_structure,
+    compressed,
+    read_body,
+    read_head,
+    refuse_encoded,
+    too_large,
+)
 from .errors import WAIT_KINDS, ErrorKind, UpstreamError, redirect_error
 from .limits import exhausted_for
 from .metrics import Metrics, TargetSeries
@@ -52,6 +61,7 @@ TARGET_FAILURES = frozenset(
         ErrorKind.CONNECTION_ERROR,
         ErrorKind.TIMEOUT,
         ErrorKind.REDIRECTED,
+        ErrorKind.RESPONSE_TOO_LARGE,
     }
 )
 # Tied to one key: another key of the same target may go at once.
@@ -94,6 +104,8 @@ class Dispatcher:
     ) -> None:
         """Lay a failure where it belongs: on the key (quota, auth) or on the target (health)."""
         self.metrics.attempts.labels(route, target.provider.name, target.model_label, err.kind.value).inc()
+        if err.limit is not None:
+            self.metrics.limit_exceeded.labels(target.provider.name, err.limit).inc()
         kind = err.kind
         if kind is ErrorKind.RATE_LIMITED:
             key.rest("cooling", now + (err.retry_after if err.retry_after is not None else KEY_COOLDOWN))
@@ -141,15 +153,20 @@ class Dispatcher:
                 route.route.name, target.provider.name, target.model_label, operation
             )
             started = perf_counter()
-            status, headers, raw, request_id = await self._send(target, key, series, request, timeout)
+            limits = route.limits
+            status, headers, raw, request_id = await self._send(target, key, request, timeout, limits)
             if status >= 300:
                 err = adapter.error(status, headers, raw)
                 err.request_id = request_id
                 raise err
-            if operation == "embeddings":
-                out, usage = adapter.embeddings_response(raw, target.model)
-            else:
-                out, usage = adapter.chat_response(raw, target.model)
+            check_structure(raw, limits.parse_budget, target.provider.name)
+            try:
+                if operation == "embeddings":
+                    out, usage = adapter.embeddings_response(raw, target.model)
+                else:
+                    out, usage = adapter.chat_response(raw, target.model)
+            except MALFORMED as exc:
+                raise malformed(target, exc) from None
             cost = self.ledger.account(target, key, series, perf_counter() - started, usage)
             return JSONResult(out, usage, cost, Served(target, 0), request_id)
 
@@ -161,22 +178,26 @@ class Dispatcher:
         self,
         target: TargetRuntime,
         key: KeyRuntime,
-        series: TargetSeries,
         request: UpstreamRequest,
         timeout: float,
+        limits: ReadLimits,
     ) -> tuple[int, dict[str, str], bytes, str | None]:
         target.in_flight += 1
         watchdog = Watchdog(timeout, float("inf"))
+        name = target.provider.name
         try:
             with watchdog:
                 async with self.upstreams.send(target.provider, request) as response:
                     status = response.status
                     if 300 <= status < 400:
-                        raise redirect_error(target.provider.name, status, response.headers.get("Location"))
-                    raw = await response.read()
+                        raise redirect_error(name, status, response.headers.get("Location"))
                     adapt_to_headers(key, response.headers)
-                    headers = {k.lower(): v for k, v in response.headers.items()} if status >= 300 else {}
-                    return status, headers, raw, self.redact.header(upstream_request_id(response.headers))
+                    request_id = self.redact.header(upstream_request_id(response.headers))
+                    if status >= 300:
+                        headers = {k.lower(): v for k, v in response.headers.items()}
+                        return status, headers, await read_error(response), request_id
+                    refuse_encoded(name, response.headers)
+                    return status, {}, await read_body(response, limits.response, name), request_id
         except asyncio.CancelledError:
             if not watchdog.fired():
                 raise
@@ -200,10 +221,12 @@ class Dispatcher:
         async def attempt(
             target: TargetRuntime, key: KeyRuntime, timeout: float, deadline: float
         ) -> UpstreamStream:
-            state = StreamState(model=target.model, include_usage=include_usage)
+            limits = route.limits
+            state = StreamState(target.model, include_usage, limits.parse_budget)
             request = target.adapter.chat_request(target.provider, key.value, target.model, body, True)
             series = self.metrics.series(route.route.name, target.provider.name, target.model_label, "chat")
-            stream = UpstreamStream(target, key, series, target.adapter.stream(state), deadline, timeout)
+            translator = target.adapter.stream(state)
+            stream = UpstreamStream(target, key, series, translator, deadline, timeout, limits, self.metrics)
             await stream.open(self.upstreams, request, min(first_token or timeout, timeout), self.redact)
             return stream
 
@@ -372,6 +395,22 @@ class _Run(Generic[T]):
         )
 
 
+# What translating a malformed answer raises (a list where an object belongs, a string that is
+# not UTF-8, JSON nested past the interpreter's recursion limit): never a 500 of ours.
+MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError)
+
+
+def malformed(target: TargetRuntime, exc: BaseException) -> UpstreamError:
+    return UpstreamError(
+        ErrorKind.SERVER_ERROR, f"{target.provider.name} sent a malformed answer ({type(exc).__name__})"
+    )
+
+
+async def read_error(response: aiohttp.ClientResponse) -> bytes:
+    """An error's first bytes, for its message; a compressed one is classified by its status."""
+    return b"" if compressed(response.headers) else await read_head(response)
+
+
 def connection_error(target: TargetRuntime, exc: BaseException) -> UpstreamError:
     detail = str(exc) or type(exc).__name__
     return UpstreamError(ErrorKind.CONNECTION_ERROR, f"{target.provider.name}: {detail}")
@@ -388,6 +427,8 @@ class UpstreamStream:
         translator: StreamTranslator,
         deadline: float,
         idle_timeout: float,
+        limits: ReadLimits,
+        metrics: Metrics,
     ) -> None:
         self.target = target
         self.key = key
@@ -396,6 +437,9 @@ class UpstreamStream:
         self.deadline = deadline
         self.idle_timeout = idle_timeout
         self.first = b""
+        self.limits = limits
+        self.metrics = metrics
+        self.received = 0  # bytes read from the upstream, for maxStreamBytes
         self._response: aiohttp.ClientResponse | None = None
         self._watchdog: Watchdog | None = None
         self._started = perf_counter()
@@ -417,16 +461,18 @@ class UpstreamStream:
             with watchdog:
                 self._response = response = await upstreams.send(self.target.provider, request)
                 status = response.status
+                name = self.target.provider.name
                 if 300 <= status < 400:
-                    raise redirect_error(self.target.provider.name, status, response.headers.get("Location"))
+                    raise redirect_error(name, status, response.headers.get("Location"))
                 adapt_to_headers(self.key, response.headers)
                 self.request_id = redact.header(upstream_request_id(response.headers))
                 if status >= 300:
-                    raw = await response.read()
+                    raw = await read_error(response)
                     headers = {k.lower(): v for k, v in response.headers.items()}
                     err = self.target.adapter.error(status, headers, raw)
                     err.request_id = self.request_id
                     raise err
+                refuse_encoded(name, response.headers)
                 content = response.content
                 while not self.first:
                     self.first = self._translate(await content.readany())
@@ -456,10 +502,22 @@ class UpstreamStream:
         self._last_chunk = now
 
     def _translate(self, chunk: bytes) -> bytes:
-        """Client frames for a piece of upstream bytes; b"" (the end) also closes the translation."""
-        if not chunk:
+        """Client frames for a piece of upstream bytes; b"" (the end) also closes the translation.
+        UpstreamError when the stream passes a read limit or sends what cannot be translated."""
+        limits = self.limits
+        if chunk:
+            self.received += len(chunk)
+            if self.received > limits.stream:
+                raise too_large(self.target.provider.name, "a stream", "maxStreamBytes", limits.stream)
+        else:
             self.finished = True
-        return self.translator.translate(chunk)
+        try:
+            frames = self.translator.translate(chunk)
+        except MALFORMED as exc:
+            raise malformed(self.target, exc) from None
+        if self.translator.decoder.pending > limits.event:
+            raise too_large(self.target.provider.name, "an event", "maxEventBytes", limits.event)
+        return frames
 
     async def more(self) -> bytes:
         """The client frames for the next upstream read (possibly b""); after the last one
@@ -497,6 +555,8 @@ class UpstreamStream:
         """A failure after the first byte still tells the breaker about the target."""
         if err.kind in TARGET_FAILURES:
             self.target.breaker.failure(clock.monotonic())
+        if err.limit is not None:
+            self.metrics.limit_exceeded.labels(self.target.provider.name, err.limit).inc()
 
     def close(self) -> None:
         if self._watchdog is not None:

@@ -22,6 +22,8 @@ class ErrorKind(StrEnum):
     CONTENT_FILTERED = "ContentFiltered"
     # A 3xx: redirects are never followed (they would carry the key and the prompt elsewhere).
     REDIRECTED = "Redirected"
+    # An answer, an event or a stream over the table's read limits (server.max*Bytes).
+    RESPONSE_TOO_LARGE = "ResponseTooLarge"
 
 
 # What the client sees when every target failed with this kind (OpenAI's status and error type).
@@ -36,6 +38,7 @@ _CLIENT_STATUS: dict[ErrorKind, tuple[int, str]] = {
     ErrorKind.CONTEXT_LENGTH_EXCEEDED: (400, "invalid_request_error"),
     ErrorKind.CONTENT_FILTERED: (400, "invalid_request_error"),
     ErrorKind.REDIRECTED: (502, "api_error"),
+    ErrorKind.RESPONSE_TOO_LARGE: (502, "api_error"),
 }
 
 
@@ -67,6 +70,7 @@ class UpstreamError(Exception):
         self.retry_after = retry_after
         self.code = code
         self.request_id = request_id  # the provider's, when it gave one
+        self.limit: str | None = None  # the read limit breached (ResponseTooLarge)
 
     def client_status(self) -> int:
         if self.kind is ErrorKind.BAD_REQUEST and self.status and 400 <= self.status < 500:

@@ -89,6 +89,12 @@ class Metrics:
             ["route", "provider", "reason"],
             registry=r,
         )
+        self.limit_exceeded = Counter(
+            "switchyard_upstream_limit_exceeded",
+            "Upstream answers cut off at a read limit (maxResponseBytes, maxEventBytes, maxStreamBytes).",
+            ["provider", "limit"],
+            registry=r,
+        )
         self.key_errors = Counter(
             "switchyard_key_errors",
             "Errors per provider key by kind (keys by name, never value).",

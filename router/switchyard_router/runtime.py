@@ -14,6 +14,7 @@ import orjson
 
 from . import clock
 from .adapters import ProviderAdapter, adapter_for
+from .bounded import DEFAULT_LIMITS, ReadLimits
 from .breaker import CircuitBreaker
 from .credentials import CredentialStore
 from .limits import Quota
@@ -147,6 +148,7 @@ class CompiledRoute:
     current: list[int] = field(default_factory=list)
     # When every target is unavailable, try the soonest to recover instead of refusing.
     fail_open: bool = True
+    limits: ReadLimits = DEFAULT_LIMITS
 
 
 class CompiledTable:
@@ -159,6 +161,7 @@ class CompiledTable:
         self.table = table
         self.digest = table.digest()
         self.breaker_policy: CircuitBreakerPolicy = table.circuit_breaker
+        self.limits = ReadLimits.of(table.server)
         self._credentials = credentials
         self._now = clock.monotonic()
         carried_providers = previous._providers if previous else {}
@@ -223,7 +226,12 @@ class CompiledTable:
             runtimes.append(self._target(provider, target.model))
         weights = [t.weight for t in route.targets]
         return CompiledRoute(
-            route, runtimes, weights, current=[0] * len(runtimes), fail_open=self.breaker_policy.fail_open
+            route,
+            runtimes,
+            weights,
+            current=[0] * len(runtimes),
+            fail_open=self.breaker_policy.fail_open,
+            limits=self.limits,
         )
 
     def resolve(self, model: str) -> CompiledRoute | None:

@@ -37,6 +37,11 @@ class SSEDecoder:
         self._buffer = buffer[start:]
         return events
 
+    @property
+    def pending(self) -> int:
+        """Bytes of an event not complete yet (for the per-event limit)."""
+        return len(self._buffer)
+
     def complete(self, chunk: bytes) -> bytes:
         """Whole events as the raw bytes they came in (up to the last blank line); the rest
         waits for more. For streams without CR line ends, which pass through untouched."""
@@ -77,7 +82,7 @@ def _parse_event(block: bytes) -> tuple[str | None, bytes] | None:
         if name == b"data":
             data.append(value)
         elif name == b"event":
-            event = value.decode()
+            event = value.decode("utf-8", "replace")  # a name that is not UTF-8 is no known event
     if event is None and not data:
         return None
     return event, b"\n".join(data)

@@ -215,8 +215,22 @@ class CircuitBreakerPolicy(_Model):
     fail_open: bool = True
 
 
+MiB = 1024 * 1024
+
+
 class ServerSettings(_Model):
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # The largest request body a client may send.
+    max_body_bytes: int = Field(default=10 * MiB, gt=0)
+    # Reads from upstreams, bounded whatever an endpoint sends: breaching one is an attempt
+    # failed with ResponseTooLarge. Defaults sized from what providers really send:
+    # A whole answer (chat or embeddings). 1,000 embeddings of 3,072 dimensions in base64 (the
+    # SDKs' default encoding) are 16 MB; 128,000 output tokens of text are about 0.5 MB.
+    # Parsing one may take up to 4 times this in memory (structure-heavy JSON is refused first).
+    max_response_bytes: int = Field(default=16 * MiB, gt=0)
+    # One server-sent event: a generated image arrives inline in one event (1-3 MB).
+    max_event_bytes: int = Field(default=4 * MiB, gt=0)
+    # A whole stream: 128,000 output tokens at one event each, about 1 KB with logprobs.
+    max_stream_bytes: int = Field(default=128 * MiB, gt=0)
 
 
 class RoutingTable(_Model):

@@ -48,7 +48,9 @@ class Upstreams:
         session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None),
-            auto_decompress=True,
+            # Answers come uncompressed: a few KB of gzip can unpack to gigabytes.
+            headers={"Accept-Encoding": "identity"},
+            auto_decompress=False,
             proxy=proxy.url if proxy else None,
         )
         # Proxy credentials go on the CONNECT of an https tunnel, never inside it; a plain http

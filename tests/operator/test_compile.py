@@ -64,7 +64,7 @@ def test_every_table_setting_is_reachable():
     prov["spec"]["credentials"][0]["limits"] = {"requestsPerMinute": 3}
     body["spec"]["circuitBreaker"] = {"consecutiveFailures": 7, "cooldown": "1m", "failureRatePercent": 40,
                                       "window": "20s", "minimumRequests": 9, "failOpen": False}
-    body["spec"]["server"] = {"maxBodyBytes": 1234}
+    body["spec"]["server"] = {"maxBodyBytes": 1234, "maxResponseBytes": 2048, "maxEventBytes": 4096, "maxStreamBytes": 8192}
     result = compile_policy(body, {"vllm": prov}, KEYS)
     assert result.ok, result.problems
     table = result.table
@@ -84,7 +84,9 @@ def test_every_table_setting_is_reachable():
             40, 20.0, 9, False)
     if "limits" in Credential.model_fields:
         assert p.credentials[0].limits.requests_per_minute == 3
-    assert table.server.max_body_bytes == 1234
+    server = table.server
+    assert (server.max_body_bytes, server.max_response_bytes, server.max_event_bytes, server.max_stream_bytes) == (
+        1234, 2048, 4096, 8192)
     assert describe_chains(table) == ["chat (Weighted): vllm/m1 (weight 5)"]
 
 

@@ -2,7 +2,7 @@ import logging
 
 import orjson
 import pytest
-from switchyard_router.adapters.base import upstream_request_id
+from switchyard_router.adapters.base import error_status, upstream_request_id
 from switchyard_router.backoff import retry_delay
 from switchyard_router.errors import (
     ErrorKind,
@@ -151,3 +151,20 @@ def test_request_ids_pass_only_when_they_look_like_one():
     redactor = Redactor(["sk-known-key-value"])
     assert redactor.header("id-sk-known-key-value") == "id-[REDACTED]"
     assert redactor.header(None) is None
+
+
+@pytest.mark.parametrize(
+    ("detail", "status"),
+    [
+        ({"code": 429, "message": "x"}, 429),
+        ({"code": True, "type": "rate_limit_error"}, 429),
+        ({"code": 200, "status": "UNAVAILABLE"}, 503),
+        ({"type": "authentication_error"}, 401),
+        ({"code": "insufficient_quota"}, 429),
+        ({"type": "something_new"}, 500),
+        ("a string", 500),
+        (None, 500),
+    ],
+)
+def test_an_error_object_in_a_200_stands_for_a_status(detail, status):
+    assert error_status(detail) == status

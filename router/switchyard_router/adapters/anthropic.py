@@ -28,7 +28,6 @@ from .base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
-    load_json,
     sse_frame,
 )
 
@@ -493,7 +492,7 @@ class AnthropicStream(StreamTranslator):
         if event == "ping":
             return b""
         try:
-            payload = orjson.loads(data)
+            payload = self.load(data)
         except orjson.JSONDecodeError:
             raise UpstreamError(ErrorKind.SERVER_ERROR, "upstream sent an event that is not JSON") from None
         if not isinstance(payload, dict):
@@ -590,7 +589,7 @@ class AnthropicAdapter(ProviderAdapter):
         )
 
     def chat_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
-        data = load_json(body)
+        data = self.answer(body)
         usage = _count_usage({}, data.get("usage"))
         return orjson.dumps(_completion(data, model, usage)), usage
 

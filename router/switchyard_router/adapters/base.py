@@ -17,6 +17,7 @@ from uuid import uuid4
 import orjson
 
 from .. import clock
+from ..bounded import DEFAULT_LIMITS, check_structure
 from ..errors import ErrorKind, UpstreamError, kind_from_status, parse_retry_after
 from ..sse import SSEDecoder
 from ..table import Provider
@@ -68,11 +69,14 @@ class UpstreamRequest:
 class StreamState:
     """Identity shared by every chunk of one translated stream."""
 
-    __slots__ = ("_id", "created", "include_usage", "model")
+    __slots__ = ("_id", "created", "include_usage", "model", "parse_budget")
 
-    def __init__(self, model: str, include_usage: bool) -> None:
+    def __init__(
+        self, model: str, include_usage: bool, parse_budget: int = DEFAULT_LIMITS.parse_budget
+    ) -> None:
         self.model = model
         self.include_usage = include_usage
+        self.parse_budget = parse_budget  # what parsing one event may take in memory
         self.created = int(clock.time())
         self._id: str | None = None
 
@@ -106,6 +110,12 @@ class StreamTranslator(ABC):
             return b"".join(feed(event, data) for event, data in self.decoder.feed(chunk))
         tail = b"".join(feed(event, data) for event, data in self.decoder.flush())
         return tail + self.finish()
+
+    def load(self, data: bytes) -> Any:
+        """An event's JSON (JSONDecodeError when it is none); ResponseTooLarge when parsing it
+        could take more memory than the parse budget."""
+        check_structure(data, self.state.parse_budget, "upstream")
+        return orjson.loads(data)
 
     @abstractmethod
     def feed(self, event: str | None, data: bytes) -> bytes:
@@ -151,6 +161,15 @@ class ProviderAdapter(ABC):
     @abstractmethod
     def chat_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
         """An upstream 200 body as an OpenAI chat.completion body, and its usage."""
+
+    def answer(self, body: bytes) -> JSON:
+        """A 2xx body parsed. One that is an error object (some providers and proxies answer 200
+        with one) is that error, classified as the provider's errors are."""
+        data = load_json(body)
+        detail = data.get("error")
+        if isinstance(detail, dict) or data.get("type") == "error":
+            raise self.error(error_status(detail), {}, body)
+        return data
 
     @abstractmethod
     def stream(self, state: StreamState) -> StreamTranslator: ...
@@ -208,6 +227,40 @@ def error_message(body: bytes) -> str | None:
         message = err.get("message")
         return str(message) if message else None
     return str(err)
+
+
+# The HTTP status an error object stands for, by its type or status name, when it has no number.
+_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "INVALID_ARGUMENT": 400,
+    "authentication_error": 401,
+    "UNAUTHENTICATED": 401,
+    "permission_error": 403,
+    "PERMISSION_DENIED": 403,
+    "not_found_error": 404,
+    "NOT_FOUND": 404,
+    "rate_limit_error": 429,
+    "insufficient_quota": 429,
+    "RESOURCE_EXHAUSTED": 429,
+    "overloaded_error": 529,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
+
+
+def error_status(detail: Any) -> int:
+    """The status of an error object that came with a 200: its numeric code (OpenRouter's,
+    Gemini's), else its type (OpenAI's, Anthropic's) or status (Gemini's) name, else 500."""
+    if not isinstance(detail, dict):
+        return 500
+    code = detail.get("code")
+    if type(code) is int and 400 <= code < 600:
+        return code
+    for field in ("type", "status", "code"):
+        status = _ERROR_STATUS.get(str(detail.get(field)))
+        if status is not None:
+            return status
+    return 500
 
 
 def load_json(body: bytes) -> JSON:

@@ -31,7 +31,6 @@ from .base import (
     UpstreamRequest,
     Usage,
     error_message,
-    load_json,
     sse_frame,
 )
 
@@ -666,10 +665,9 @@ class GeminiStream(StreamTranslator):
             return b""
         return b"".join(self._candidate(c, i) for i, c in enumerate(candidates))
 
-    @staticmethod
-    def _parse(data: bytes) -> JSON:
+    def _parse(self, data: bytes) -> JSON:
         try:
-            chunk = orjson.loads(data)
+            chunk = self.load(data)
         except orjson.JSONDecodeError:
             raise UpstreamError(
                 ErrorKind.SERVER_ERROR, "Gemini sent a stream event that is not JSON"
@@ -731,7 +729,7 @@ class GeminiAdapter(ProviderAdapter):
         return UpstreamRequest(_url(provider, model, method), _headers(provider, key), orjson.dumps(payload))
 
     def chat_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
-        data = load_json(body)
+        data = self.answer(body)
         candidates = data.get("candidates")
         if not candidates:
             raise _no_candidates(data)
@@ -768,7 +766,7 @@ class GeminiAdapter(ProviderAdapter):
         )
 
     def embeddings_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
-        data = load_json(body)
+        data = self.answer(body)
         if isinstance(data.get("embeddings"), list):  # batchEmbedContents
             vectors = [(e or {}).get("values") or [] for e in data["embeddings"]]
         elif isinstance(data.get("embedding"), dict):  # embedContent

@@ -22,7 +22,6 @@ from .base import (
     StreamTranslator,
     UpstreamRequest,
     Usage,
-    load_json,
 )
 
 # OpenRouter asks apps to name themselves; harmless elsewhere.
@@ -129,7 +128,7 @@ class OpenAIStream(StreamTranslator):
 
     def _inspect(self, data: bytes) -> bytes:
         try:
-            chunk = orjson.loads(data)
+            chunk = self.load(data)
         except orjson.JSONDecodeError:
             return b"data: " + data + b"\n\n"
         if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
@@ -168,7 +167,7 @@ class OpenAIAdapter(ProviderAdapter):
 
     def chat_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
         # Passed through as sent; parsing is only for usage.
-        return body, Usage.from_openai(load_json(body).get("usage"))
+        return body, Usage.from_openai(self.answer(body).get("usage"))
 
     def stream(self, state: StreamState) -> StreamTranslator:
         return OpenAIStream(state)
@@ -183,7 +182,7 @@ class OpenAIAdapter(ProviderAdapter):
         )
 
     def embeddings_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
-        return body, Usage.from_openai(load_json(body).get("usage"))
+        return body, Usage.from_openai(self.answer(body).get("usage"))
 
     def models_request(self, provider: Provider, key: str | None) -> UpstreamRequest:
         return UpstreamRequest(f"{provider.base_url}/models", _headers(provider, key), method="GET")
