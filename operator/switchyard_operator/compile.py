@@ -213,6 +213,7 @@ def resolve_provider(body: Mapping[str, Any], secrets: SecretValues) -> Provider
             headers=dict(spec.headers),
             default_max_tokens=spec.default_max_tokens,
             prompt_cache=spec.prompt_cache,
+            allow_any_model=spec.allow_any_model,
             healthy=is_healthy(body),
         )
     except ValidationError as exc:

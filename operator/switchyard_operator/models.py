@@ -293,6 +293,13 @@ class LLMProviderSpec(SpecModel):
     models: list[ModelEntry] = Field(
         default_factory=list, max_length=256, description="Models this provider serves."
     )
+    allow_any_model: bool = Field(
+        default=False,
+        description="Let clients pin `<provider>/<model>` for models not listed under models (a "
+        "gateway such as OpenRouter serves hundreds). Names are still checked: letters, digits and "
+        "`._:@+-`, up to three `/`-separated parts. Such models are unpriced and read `other` in "
+        "metrics and usage.",
+    )
     limits: LimitsSpec = Field(
         default_factory=LimitsSpec,
         json_schema_extra={"default": {}},

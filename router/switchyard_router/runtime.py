@@ -18,7 +18,17 @@ from .bounded import DEFAULT_LIMITS, ReadLimits
 from .breaker import CircuitBreaker
 from .credentials import CredentialStore
 from .limits import Quota
-from .table import CircuitBreakerPolicy, ModelSpec, Provider, RateLimits, Route, RoutingTable, Target
+from .table import (
+    MODEL_NAME,
+    MODEL_NAME_MAX,
+    CircuitBreakerPolicy,
+    ModelSpec,
+    Provider,
+    RateLimits,
+    Route,
+    RoutingTable,
+    Target,
+)
 
 log = logging.getLogger("switchyard.router")
 
@@ -199,7 +209,7 @@ class CompiledTable:
         self._providers[ident] = shared
         return shared
 
-    def _target(self, provider: Provider, model: str) -> TargetRuntime:
+    def _target(self, provider: Provider, model: str, keep: bool = True) -> TargetRuntime:
         ident = (orjson.dumps(provider.model_dump(mode="json")), model)
         shared = self._shared[provider.name]
         runtime = self._targets.get(ident) or self._carried_targets.get(ident)
@@ -215,15 +225,16 @@ class CompiledTable:
             )
         runtime.shared = shared  # keys may have rotated while the target stayed the same
         runtime.breaker.policy = self.breaker_policy
-        self._targets[ident] = runtime
+        if keep:  # a model a client named is not kept: clients could name millions
+            self._targets[ident] = runtime
         return runtime
 
-    def _compile(self, route: Route) -> CompiledRoute:
+    def _compile(self, route: Route, keep: bool = True) -> CompiledRoute:
         runtimes = []
         for target in route.targets:
             provider = self.table.provider(target.provider)
             assert provider is not None  # the table validated its references
-            runtimes.append(self._target(provider, target.model))
+            runtimes.append(self._target(provider, target.model, keep))
         weights = [t.weight for t in route.targets]
         return CompiledRoute(
             route,
@@ -247,20 +258,31 @@ class CompiledTable:
         return pinned
 
     def _pin(self, model: str) -> CompiledRoute | None:
+        """`<provider>/<model>` for a model the provider declares, or any well-formed name when
+        the provider allows any; None otherwise."""
         provider_name, _, provider_model = model.partition("/")
         provider = self.table.provider(provider_name)
         if provider is None or not provider_model:
             return None
+        declared = provider.model(provider_model) is not None
+        if not declared and not (
+            provider.allow_any_model
+            and len(provider_model) <= MODEL_NAME_MAX
+            and MODEL_NAME.fullmatch(provider_model)
+        ):
+            return None
+        # Its name labels metrics and usage: an undeclared model reads "other" there.
+        name = model if declared else f"{provider_name}/other"
         # A pinned request keeps the retry and timeout settings of the first route using it.
         template = next(
             (r for r in self.table.routes if any(t.provider == provider_name for t in r.targets)),
             None,
         )
         target = Target(provider=provider_name, model=provider_model)
-        route = Route(name=model, targets=(target,))
+        route = Route(name=name, targets=(target,))
         if template is not None:
-            route = template.model_copy(update={"name": model, "targets": (target,)})
-        return self._compile(route)
+            route = template.model_copy(update={"name": name, "targets": (target,)})
+        return self._compile(route, keep=declared)
 
     def model_names(self) -> list[str]:
         """What GET /v1/models lists: the routes, then each declared provider model pinned."""

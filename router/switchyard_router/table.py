@@ -143,6 +143,9 @@ class Provider(_Model):
     default_max_tokens: int = Field(default=4096, gt=0)
     # Anthropic only: how long a request's prompt stays cached (each request is marked).
     prompt_cache: Literal["5m", "1h"] | None = None
+    # Clients may pin `<provider>/<model>` only for the models above, unless this allows any
+    # (a gateway such as OpenRouter with hundreds): names are still checked (MODEL_NAME).
+    allow_any_model: bool = False
     # Set by the operator's health probes: routers prefer healthy providers.
     healthy: bool = True
 
@@ -166,6 +169,12 @@ class Provider(_Model):
             if spec.name == name:
                 return spec
         return None
+
+
+# A model name a client may pin: what providers' names use (gpt-4o-2024-08-06,
+# meta-llama/llama-3.1-70b-instruct:free, models/gemini-2.5-pro), nothing a URL treats specially.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]*(/[A-Za-z0-9][A-Za-z0-9._:@+-]*){0,2}")
+MODEL_NAME_MAX = 128
 
 
 class Backoff(_Model):

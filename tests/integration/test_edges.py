@@ -171,17 +171,22 @@ async def test_reloading_swaps_the_table_and_keeps_target_state(sim, start_route
 async def test_pinned_routes_are_cached_within_bounds(sim, start_router):
     from switchyard_router import runtime
 
-    router, _ = await start_router(table_for(sim.url))
+    free = table_for(sim.url)
+    free["providers"][0]["allowAnyModel"] = True
+    router, _ = await start_router(free)
     table = router.table
     assert table.resolve("primary/a") is table.resolve("primary/a")
     assert table.resolve("nobody/x") is None
     assert table.resolve("primary/") is None
+    assert table.resolve("claude/undeclared") is None  # claude allows only its declared models
     for i in range(runtime.PINNED_ROUTES_CACHED + 5):
         table.resolve(f"primary/m{i}")
     assert len(table._pinned) == runtime.PINNED_ROUTES_CACHED
     pinned = table.resolve("primary/m-undeclared")
+    assert pinned.route.name == "primary/other"
     assert pinned.targets[0].model_label == "other"
     assert pinned.targets[0].shared.keys[0].value == "sk-primary-secret-0001"
+    assert len(table.targets()) == 3  # the route's: models clients named are not kept
     keyless = load_table(one_provider("http://127.0.0.1:9/v1"))
     from switchyard_router.runtime import CompiledTable
 

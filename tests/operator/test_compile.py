@@ -53,7 +53,7 @@ def test_compiles_a_fallback_chain_without_secret_values():
 def test_every_table_setting_is_reachable():
     prov = provider(
         "vllm", type_="openai-compatible", baseURL="http://vllm:8000/v1/", timeout="12s",
-        headers={"X-Team": "a"}, defaultMaxTokens=77, limits={"requestsPerMinute": 5, "tokensPerMinute": 9},
+        headers={"X-Team": "a"}, defaultMaxTokens=77, limits={"requestsPerMinute": 5, "tokensPerMinute": 9}, allowAnyModel=True,
         models=[{"name": "m1", "contextWindow": 1000, "pricing": {
             "inputPerMillionTokens": "0.1", "outputPerMillionTokens": "0.2", "cachedInputPerMillionTokens": "0.05",
             "cacheWritePerMillionTokens": "0.125"}}],
@@ -70,7 +70,7 @@ def test_every_table_setting_is_reachable():
     table = result.table
     p = table.providers[0]
     assert (p.base_url, p.timeout, p.headers, p.default_max_tokens) == ("http://vllm:8000/v1", 12.0, {"X-Team": "a"}, 77)
-    assert (p.limits.requests_per_minute, p.limits.tokens_per_minute) == (5, 9)
+    assert (p.limits.requests_per_minute, p.limits.tokens_per_minute, p.allow_any_model) == (5, 9, True)
     assert p.models[0].context_window == 1000 and str(p.models[0].pricing.cached_input_per_million_tokens) == "0.05"
     assert str(p.models[0].pricing.cache_write_per_million_tokens) == "0.125"
     r = table.routes[0]

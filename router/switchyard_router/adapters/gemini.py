@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 from uuid import uuid4
 
 import orjson
@@ -47,9 +48,16 @@ def _bad(field: str, problem: str) -> UpstreamError:
     return UpstreamError(ErrorKind.BAD_REQUEST, f"{field}: {problem}", status=400)
 
 
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def _model_path(model: str) -> str:
-    """`models/x` or `tunedModels/x` as given; a bare name is a base model."""
-    return model if "/" in model else f"models/{model}"
+    """`models/x` or `tunedModels/x` as given; a bare name is a base model. The name becomes one
+    path segment: letters, digits, '.', '-' and '_' only, so it cannot leave the model's URL."""
+    collection, _, name = model.rpartition("/")
+    if collection not in ("", "models", "tunedModels") or not _MODEL_ID.fullmatch(name):
+        raise _bad("model", f"{model!r} is not a Gemini model name such as gemini-2.5-flash or tunedModels/x")
+    return f"{collection or 'models'}/{quote(name, safe='')}"
 
 
 def _headers(provider: Provider, key: str | None) -> dict[str, str]:
