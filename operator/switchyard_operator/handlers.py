@@ -6,9 +6,9 @@
     LLMProvider (daemon, healthCheck.interval) -> probe; on a health flip, recompile its policies
     opted-in Secret added/changed/deleted   -> refresh the providers using it and their policies
     our ConfigMap/Secret deleted by someone -> rewrite it
-    a router's usage ConfigMap written      -> fold it into the providers' spend (usage_sync)
+    a router pod seen, terminating, deleted -> track it; pull its final report; retire it
+    RoutingPolicy (daemon, report interval) -> pull its routers' usage, fold it, status.routers
     LLMProvider (daemon, report interval)   -> month rollover, stale routers, budget
-    RoutingPolicy (daemon, report interval) -> routers whose pods are gone, status.routers
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from .reconcile import (
     reconcile_policy,
     reconcile_provider,
 )
-from .usage_maps import USAGE_LABEL, parse_usage_map
-from .usage_sync import fold_into_provider, housekeep_provider, on_usage_map, sweep_policy
+from .usage_sync import collect_policy, fold_into_provider, housekeep_provider, on_pod_event
 
 PREFIX = "switchyard.dev"
 
@@ -152,13 +151,12 @@ async def health_probe(
 # --------------------------------------------------------------------------- usage reports
 
 
-@kopf.on.event("", "v1", "configmaps", labels={USAGE_LABEL: "true"})
-async def usage_report(
-    type: str, body: kopf.Body, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any
+# The webhook labels the pods it injects: the API server filters the watch to them.
+@kopf.on.event("", "v1", "pods", labels={POLICY_LABEL: kopf.PRESENT})
+async def router_pod_event(
+    type: str | None, body: kopf.Body, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
-    usage = parse_usage_map(body) if type != "DELETED" else None
-    if usage is not None:
-        await on_usage_map(runtime(memo), _ns(namespace), usage, logger)
+    await on_pod_event(runtime(memo), type, body, logger)
 
 
 async def _every_report_interval(
@@ -183,11 +181,11 @@ async def spend_housekeeping(
 
 
 @kopf.daemon(GROUP, VERSION, POLICIES, cancellation_timeout=1.0)
-async def routers_sweep(
+async def usage_collection(
     stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
     await _every_report_interval(
-        stopped, memo, logger, lambda: sweep_policy(runtime(memo), _ns(namespace), name, logger)
+        stopped, memo, logger, lambda: collect_policy(runtime(memo), _ns(namespace), name, logger)
     )
 
 

@@ -1,4 +1,5 @@
-"""The operator's own metrics: each provider's monthly spend, budget and health, for alerts.
+"""The operator's own metrics: each provider's monthly spend, budget and health, for alerts,
+and what became of the usage reports it pulled from the routers.
 
 Read at scrape time from the last version of each LLMProvider the operator saw, so the alert
 rules (budget at 80% and 100%, provider down) need nothing but Prometheus.
@@ -11,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 _LABELS = ["namespace", "provider"]
@@ -64,11 +65,38 @@ class ProviderCollector(Collector):
         return iter(())
 
 
+class ReportCollector(Collector):
+    """`switchyard_usage_reports_total{namespace,policy,outcome}`: outcome `accepted`,
+    `unreachable`, or the reason a report was refused (`Invalid`, `TooLarge`, `WrongPod`)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, str], int] = {}
+
+    def count(self, namespace: str, policy: str, outcome: str) -> None:
+        key = (namespace, policy, outcome)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "switchyard_usage_reports",
+            "Usage reports pulled from routers, by what became of them.",
+            labels=["namespace", "policy", "outcome"],
+        )
+        for labels, value in sorted(self.counts.items()):
+            family.add_metric(list(labels), float(value))
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
 PROVIDERS = ProviderCollector()
+REPORTS = ReportCollector()
 
 
 def serve(port: int, host: str = "0.0.0.0") -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(PROVIDERS)
+    registry.register(REPORTS)
     start_http_server(port, addr=host, registry=registry)
     return registry

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from .usage_maps import UsageMap
+from .usage_reports import RouterReport
 
 JSON = dict[str, Any]
 
@@ -19,7 +19,7 @@ JSON = dict[str, Any]
 def routers_status(
     policy: str,
     current_hash: str | None,
-    maps: Iterable[UsageMap],
+    maps: Iterable[RouterReport],
     now: datetime,
     stale_after: timedelta,
 ) -> JSON:

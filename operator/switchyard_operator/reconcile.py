@@ -40,7 +40,8 @@ from .outputs import (
 )
 from .propagation import routers_status
 from .replicas import live_per_policy, replicas_per_provider
-from .usage_maps import UsageSettings, read_usage_maps
+from .secrets import decode_secret
+from .usage_reports import Routers, UsageSettings
 
 JSON = dict[str, Any]
 EventSink = Callable[[Mapping[str, Any], str, str, str], None]
@@ -64,15 +65,24 @@ class Runtime:
     events: EventSink = kopf_events
     locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     usage: UsageSettings = field(default_factory=UsageSettings.from_env)
-    # (namespace, usage ConfigMap) -> what its last report said about its router (to skip work)
-    routers_seen: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    # Router pods and their last pulled reports (usage_reports.py), and the clients pulling them:
+    # pod addresses go direct, never through an egress proxy.
+    routers: Routers = field(default_factory=Routers)
+    pull_http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(trust_env=False))
+    # Final pulls of terminating router pods, by pod uid.
+    finals: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    started_at: datetime = field(default_factory=clock.now)
 
     def lock(self, kind: str, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((kind, namespace, name), asyncio.Lock())
 
     async def close(self) -> None:
+        for task in self.finals.values():
+            task.cancel()
+        await asyncio.gather(*self.finals.values(), return_exceptions=True)
         await self.kube.close()
         await self.http.aclose()
+        await self.pull_http.aclose()
 
 
 # --------------------------------------------------------------------------- references
@@ -265,8 +275,8 @@ async def reconcile_policy(
         secrets = await read_secrets(rt.kube, namespace, secret_names)
         # Limits are shared among the live routers of every policy routing to a provider.
         now = clock.now()
-        usage_maps = await read_usage_maps(rt.kube, namespace)
-        live = live_per_policy(usage_maps, now, rt.usage.stale_after)
+        reports = rt.routers.reports_in(namespace)
+        live = live_per_policy(reports, now, rt.usage.stale_after)
         providers_of = {
             p["metadata"]["name"]: referenced_providers(p)
             for p in await rt.kube.list(custom_path(POLICIES, namespace))
@@ -344,7 +354,7 @@ async def reconcile_policy(
             else:
                 rt.events(policy, "Warning", str(result.reason), compiled["message"])
         new["conditions"] = cond.merge(old.get("conditions"), [compiled, ready])
-        new["routers"] = routers_status(name, current_hash, usage_maps, now, rt.usage.stale_after)
+        new["routers"] = routers_status(name, current_hash, reports, now, rt.usage.stale_after)
         if _status_changed(old, new):
             await _patch_status(rt.kube, POLICIES, policy, new)
         return result

@@ -2,8 +2,8 @@
 
 Every router enforces its table's limits alone. With n live routers using a provider, each one's
 table carries ceil(limit / n) (at least 1), so together they stay near the provider's limit. The
-count is per provider: the live routers of every policy that routes to it (live = reported within
-the stale window, counted from the usage ConfigMaps). When the count changes, the operator
+count is per provider: the live routers of every policy that routes to it (live = pulled within
+the stale window, counted from the reports the operator pulled). When the count changes, the operator
 recompiles, and the tables carry the new share.
 """
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from switchyard_router.table import Provider, RateLimits
 
 if TYPE_CHECKING:
-    from .usage_maps import UsageMap
+    from .usage_reports import RouterReport
 
 
 def divide(limit: int | None, replicas: int) -> int | None:
@@ -45,7 +45,7 @@ def share_of(provider: Provider, replicas: int) -> Provider:
 
 
 def live_per_policy(
-    maps: Iterable[UsageMap], now: datetime, stale_after: timedelta
+    maps: Iterable[RouterReport], now: datetime, stale_after: timedelta
 ) -> dict[str, set[str]]:
     """Policy -> pods of its live routers."""
     out: dict[str, set[str]] = {}

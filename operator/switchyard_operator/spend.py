@@ -21,19 +21,19 @@ Why the total neither loses nor double-counts (the argument, in one place):
    the other, because they are one object.
 5. An incarnation is retired (its cumulative moves into `base` and it drops out of `live`) when
    its final report is folded, when a newer incarnation of the same pod reports (a container
-   restart overwrites the pod's usage ConfigMap), when its pod is gone, or when it has been silent
-   longer than the stale window (judged only after every published report was folded, so an
-   operator outage does not make live routers look silent). Retiring moves a number from one
+   restart), when its pod is gone, or when it has been silent longer than the stale window
+   (judged only once the operator has been pulling for a whole stale window, so an operator
+   outage does not make live routers look silent). Retiring moves a number from one
    term of the sum to another, so the total is unchanged; only later reports of that
    incarnation are ignored from then on.
 
-What can be lost, and only this: a router killed without its final report loses what it served
-since its last report (at most one report interval); when a container restarts while the
-operator is down or lagging, the new process overwrites the pod's ConfigMap and whatever the old
-one reported after the last fold is lost (the transport keeps one report per pod); an
-incarnation retired as stale that comes
-back loses what it serves afterwards; a report of a month before the previous one that arrives
-after the operator's clock turned the month twice is not shown.
+The reports are pulled by the operator from each router's health port (usage_sync.py says why).
+What can be lost, and only this: a router killed without warning (SIGKILL, OOM, a node lost)
+loses what it served since the operator's last pull (at most one report interval); a router that
+stops, or whose container restarts, while no operator replica is pulling loses what it served
+since the last pull before that; an incarnation retired as stale that comes back loses what it
+serves afterwards; a report of a month before the previous one that arrives after the
+operator's clock turned the month twice is not shown.
 
 Months: counters carry the month they were served in (the router's clock), and the ledger keeps
 the month it is in plus the last closed one (`previous`). When the operator's clock turns the
@@ -171,6 +171,12 @@ def _retire(ledger: Ledger, ids: Iterable[str], settings: FoldSettings) -> Ledge
     return ledger.model_copy(update={"base": base, "live": live, "folded": folded})
 
 
+def retire_pods(ledger: Ledger, pods: Iterable[str], settings: FoldSettings) -> Ledger:
+    """Retire the incarnations of pods that no longer exist (they will never report again)."""
+    gone = set(pods)
+    return _retire(ledger, [k for k, v in ledger.live.items() if v.pod in gone], settings)
+
+
 def roll_over(ledger: Ledger | None, now: datetime) -> Ledger:
     """The ledger for the month of `now`: a new month starts from zero (sequences are kept) and
     the month it closes is kept as `previous`, for reports that arrive late."""
@@ -187,9 +193,9 @@ def roll_over(ledger: Ledger | None, now: datetime) -> Ledger:
 def expire(ledger: Ledger, now: datetime, settings: FoldSettings) -> Ledger:
     """Retire incarnations silent for longer than the stale window, in both months.
 
-    Only after folding every report currently published (all usage ConfigMaps): an incarnation
-    whose fresh report simply has not been folded yet (after an operator outage) must not be
-    taken for silent. Folding refreshes `seen_at` whenever the sequence moved and the entry is
+    Only once the operator has been pulling for a whole stale window: an incarnation whose fresh
+    report simply has not been pulled yet (after an operator outage) must not be taken for
+    silent. Folding refreshes `seen_at` whenever the sequence moved and the entry is
     older than the heartbeat, so what is still stale afterwards has stopped reporting."""
     previous = ledger.previous and _expire_month(ledger.previous, now, settings)
     current = _expire_month(ledger, now, settings)

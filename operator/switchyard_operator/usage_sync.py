@@ -1,24 +1,30 @@
-"""The reconcile steps behind usage reports: fold spend, judge budgets, count routers, tidy up.
+"""The steps behind usage: pull the routers, fold spend, judge budgets, count routers.
 
-    a usage ConfigMap changed -> fold its report into every provider's status (one write each,
-                                 resourceVersion precondition, re-read and re-fold on 409);
-                                 delete it once its final report is folded; refresh the
-                                 policy's routers (recompile when their number changed)
-    provider tick             -> every published report folded, then month rollover, stale
-                                 routers retired, WithinBudget, and a recompile when the
-                                 provider crosses its Disable budget (also on a spec change)
-    policy tick               -> routers whose pod is gone are retired and their ConfigMaps
-                                 deleted; routers status refreshed
+    policy tick (report interval) -> pull GET /usage from each router pod of the policy, check
+                                     each report (usage_check), fold the good ones into the
+                                     providers the policy routes to (one status write each,
+                                     resourceVersion precondition, re-read and re-fold on 409),
+                                     refresh status.routers (recompile when their number changed)
+    a router pod terminating      -> long-poll its final report and fold it
+    a router pod deleted          -> retire its last report (nothing more can come)
+    provider tick                 -> the pulled reports folded, then month rollover, stale
+                                     routers retired, WithinBudget, and a recompile when the
+                                     provider crosses its Disable budget (also on a spec change)
 
-The rules themselves are pure and live elsewhere: spend.fold (and the exactly-once argument in
-its module docstring), budget, replicas, propagation.
+Why pulling (the argument): a router writes nothing, so nobody can forge a report by writing an
+object (RBAC cannot scope `create` by name, so routers allowed to write ConfigMaps could write
+anyone's). The operator reads each report from the pod the webhook admitted, and that pod's
+policy, fixed in its spec at admission, decides what the report may count for: only that
+policy's providers. A pod of another policy has no way to answer for it or to erase it. The
+rules themselves are pure and live elsewhere: spend.fold (and the exactly-once argument in its
+module docstring), usage_check, budget, replicas, propagation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -28,6 +34,7 @@ from switchyard_router.usage import UsageReport
 from . import conditions as cond
 from .budget import WITHIN_BUDGET, BudgetState, budget_of, transition_event, with_budget_condition
 from .kube import KubeError, core_path, custom_path
+from .metrics import REPORTS
 from .models import BudgetAction
 from .outputs import HASH_ANNOTATION, routes_name
 from .propagation import routers_status
@@ -39,21 +46,26 @@ from .reconcile import (
     reconcile_policy,
     referenced_providers,
 )
+from .router_pods import RouterPod, router_pod
 from .spend import (
     Ledger,
     expire,
     fold,
-    is_folded,
     merge_patch_for,
     parse_ledger,
+    retire_pods,
     roll_over,
     spend_status,
 )
-from .usage_maps import UsageMap, delete_usage_map, read_usage_maps
+from .usage_check import ReportRefused, check_report
+from .usage_reports import RouterReport, RouterUnreachable, pull_raw
 
 JSON = dict[str, Any]
 Logger = logging.Logger | kopf.Logger
 CONFLICT_ATTEMPTS = 8
+PULLS_AT_ONCE = 16
+FINAL_WAIT = 10.0  # seconds a final pull asks the router to hold its answer
+FINAL_PULL_FOR = 300.0  # how long a terminating pod's final report is waited for
 
 
 def _exceeded(condition: Mapping[str, Any] | None) -> bool:
@@ -69,6 +81,7 @@ async def fold_into_provider(
     body: JSON | None = None,
     *,
     expire_stale: bool = False,
+    gone_pods: frozenset[str] = frozenset(),
 ) -> Ledger | None:
     """Fold (report, pod gone) pairs into one provider's status.spend, and judge its budget.
     With `expire_stale` (the reports being every published one), retire silent routers.
@@ -92,6 +105,8 @@ async def fold_into_provider(
             ledger = before
             for report, gone in reports:
                 ledger = fold(ledger, report, name, now, settings, gone=gone)
+            if gone_pods:
+                ledger = retire_pods(roll_over(ledger, now), gone_pods, settings)
             if expire_stale:
                 ledger = expire(roll_over(ledger, now), now, settings)
             if ledger is None or (before is None and ledger == Ledger(period=ledger.period)):
@@ -130,43 +145,78 @@ async def fold_into_provider(
     raise KubeError(409, f"LLMProvider {namespace}/{name}: gave up after {CONFLICT_ATTEMPTS} conflicts")
 
 
-async def fold_usage_map(
-    rt: Runtime, namespace: str, usage: UsageMap, logger: Logger, *, gone: bool = False
-) -> bool:
-    """Fold one router's report into every provider of the namespace; delete its ConfigMap once
-    its final report (or, its pod being gone, its last one) is folded everywhere. A final report
-    stays readable for one report interval first (for people and tools watching it); the
-    policy's sweep deletes it then. True when the ConfigMap was deleted."""
-    report = usage.report
-    folded = True
-    now = clock.now()
-    for body in await rt.kube.list(custom_path(PROVIDERS, namespace)):
-        name = body["metadata"]["name"]
-        ledger = await fold_into_provider(rt, namespace, name, [(report, gone)], logger, body=body)
-        if ledger is not None and not is_folded(ledger, report, name, now):
-            folded = False  # e.g. a report of the previous month's process after a rollover
-    grace = timedelta(seconds=rt.usage.report_interval)
-    if folded and (gone or (report.final and now - report.reported_at >= grace)):
-        deleted = await delete_usage_map(rt.kube, usage)
-        if deleted:
-            logger.info(f"usage of {usage.pod} ({report.incarnation}) folded; deleted {usage.name}")
-        return deleted
-    return False
+async def fold_for_policy(
+    rt: Runtime,
+    namespace: str,
+    policy: str,
+    reports: Sequence[tuple[UsageReport, bool]],
+    logger: Logger,
+) -> None:
+    """Fold (report, pod gone) pairs of one policy's routers into the providers it routes to:
+    a router's report never counts for a provider its policy does not use."""
+    body = await rt.kube.get(custom_path(POLICIES, namespace, policy))
+    mine = referenced_providers(body or {})
+    for provider in await rt.kube.list(custom_path(PROVIDERS, namespace)):
+        name = provider["metadata"]["name"]
+        if name in mine:
+            await fold_into_provider(rt, namespace, name, reports, logger, body=provider)
 
 
-async def refresh_routers(
-    rt: Runtime, namespace: str, policy: str, logger: Logger, maps: list[UsageMap] | None = None
-) -> JSON | None:
+def _refused(rt: Runtime, pod: RouterPod, exc: ReportRefused, logger: Logger) -> None:
+    REPORTS.count(pod.namespace, pod.policy, exc.reason)
+    key = (pod.namespace, pod.name)
+    if rt.routers.refused.get(key) != exc.message:  # told once per pod and reason, not every pull
+        rt.routers.refused[key] = exc.message
+        logger.warning(f"usage report of pod {pod.name} refused ({exc.reason}): {exc.message}")
+        rt.events(pod.ref(), "Warning", "UsageReportRefused", f"{exc.reason}: {exc.message}")
+
+
+async def pull_router(
+    rt: Runtime, pod: RouterPod, logger: Logger, *, wait_final: float | None = None
+) -> RouterReport | None:
+    """One pull: the pod's checked report (kept as its last), or None (refused or unreachable)."""
+    try:
+        report = check_report(await pull_raw(rt.pull_http, pod, wait_final=wait_final), pod)
+    except RouterUnreachable as exc:
+        REPORTS.count(pod.namespace, pod.policy, "unreachable")
+        logger.debug(f"usage of pod {pod.name} not pulled: {exc}")
+        return None
+    except ReportRefused as exc:
+        _refused(rt, pod, exc, logger)
+        return None
+    REPORTS.count(pod.namespace, pod.policy, "accepted")
+    rt.routers.refused.pop((pod.namespace, pod.name), None)
+    pulled = RouterReport(pod.namespace, pod.name, pod.policy, report, clock.now())
+    if (pod.namespace, pod.name) in rt.routers.pods:  # not if the pod was deleted meanwhile
+        rt.routers.reports[(pod.namespace, pod.name)] = pulled
+    return pulled
+
+
+async def collect_policy(rt: Runtime, namespace: str, policy: str, logger: Logger) -> JSON | None:
+    """Periodic: pull every router of the policy, fold what they said, refresh status.routers."""
+    pods = [p for p in rt.routers.of_policy(namespace, policy) if p.url is not None]
+    gate = asyncio.Semaphore(PULLS_AT_ONCE)
+
+    async def pull(pod: RouterPod) -> RouterReport | None:
+        async with gate:
+            return await pull_router(rt, pod, logger)
+
+    pulled = [r for r in await asyncio.gather(*(pull(p) for p in pods)) if r is not None]
+    if pulled:
+        await fold_for_policy(rt, namespace, policy, [(r.report, False) for r in pulled], logger)
+    return await refresh_routers(rt, namespace, policy, logger)
+
+
+async def refresh_routers(rt: Runtime, namespace: str, policy: str, logger: Logger) -> JSON | None:
     """Write status.routers of a policy; recompile the policies sharing its providers when its
     number of live routers changed (each router's share of the limits changes with it)."""
     body = await rt.kube.get(custom_path(POLICIES, namespace, policy))
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
-    if maps is None:
-        maps = await read_usage_maps(rt.kube, namespace)
+    reports = rt.routers.reports_in(namespace)
     table = await rt.kube.get(core_path("configmaps", namespace, routes_name(policy)))
     current = ((table or {}).get("metadata", {}).get("annotations") or {}).get(HASH_ANNOTATION)
-    routers = routers_status(policy, current, maps, clock.now(), rt.usage.stale_after)
+    routers = routers_status(policy, current, reports, clock.now(), rt.usage.stale_after)
     old = (body.get("status") or {}).get("routers")
     if old == routers:
         return routers
@@ -183,44 +233,66 @@ async def refresh_routers(
     return routers
 
 
-async def on_usage_map(rt: Runtime, namespace: str, usage: UsageMap, logger: Logger) -> None:
-    """A router wrote its report. The policy's routers are refreshed when what this router says
-    about itself changed (a new process, another table, final); the periodic sweep notices
-    routers that fall silent."""
-    deleted = await fold_usage_map(rt, namespace, usage, logger)
-    report = usage.report
-    key = (namespace, usage.name)
-    said = (usage.policy, report.incarnation, report.table_hash, report.final, deleted)
-    if usage.policy and rt.routers_seen.get(key) != said:
-        await refresh_routers(rt, namespace, usage.policy, logger)
-    rt.routers_seen[key] = said
+async def collect_final(rt: Runtime, pod: RouterPod, logger: Logger) -> None:
+    """A router pod is terminating: wait for its final report (the router holds it until pulled)
+    and fold it, so a graceful stop loses nothing."""
+    key = (pod.namespace, pod.name)
+    deadline = clock.monotonic() + FINAL_PULL_FOR
+    try:
+        while key in rt.routers.pods and clock.monotonic() < deadline:
+            pulled = await pull_router(rt, pod, logger, wait_final=FINAL_WAIT)
+            if pulled is None:
+                await asyncio.sleep(min(1.0, rt.usage.report_interval))
+                continue
+            await fold_for_policy(rt, pod.namespace, pod.policy, [(pulled.report, False)], logger)
+            if pulled.report.final:
+                logger.info(f"final usage report of pod {pod.name} ({pulled.report.incarnation}) folded")
+                await refresh_routers(rt, pod.namespace, pod.policy, logger)
+                return
+    finally:
+        rt.finals.pop(pod.uid, None)
+
+
+async def on_pod_event(rt: Runtime, type_: str | None, body: Mapping[str, Any], logger: Logger) -> None:
+    """Keep the router pods current: a terminating one gets its final pull, a deleted one's last
+    report is retired (nothing more can come from it)."""
+    meta = body.get("metadata") or {}
+    key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+    pod = router_pod(body) if type_ != "DELETED" else None
+    if pod is None:
+        known = rt.routers.pods.get(key)
+        last = rt.routers.forget(key)
+        if known is not None and last is not None:
+            await fold_for_policy(rt, known.namespace, known.policy, [(last.report, True)], logger)
+            await refresh_routers(rt, known.namespace, known.policy, logger)
+        return
+    rt.routers.pods[key] = pod
+    if pod.deleting and pod.uid not in rt.finals:
+        rt.finals[pod.uid] = asyncio.create_task(collect_final(rt, pod, logger))
 
 
 async def housekeep_provider(rt: Runtime, namespace: str, name: str, logger: Logger) -> Ledger | None:
-    """Periodic: fold every published report, then roll the month over, retire silent routers
-    and judge the budget (which may re-enable a provider in a new month)."""
-    maps = await read_usage_maps(rt.kube, namespace)
-    reports = [(m.report, False) for m in maps]
-    return await fold_into_provider(rt, namespace, name, reports, logger, expire_stale=True)
+    """Periodic: fold the pulled reports of the policies using this provider, then roll the month
+    over, retire silent routers and judge the budget (which may re-enable it in a new month).
 
-
-async def _pod_exists(rt: Runtime, namespace: str, pod: str) -> bool:
-    return await rt.kube.get(core_path("pods", namespace, pod)) is not None
-
-
-async def sweep_policy(rt: Runtime, namespace: str, policy: str, logger: Logger) -> JSON | None:
-    """Periodic: retire the routers of a policy whose pods are gone (their last report is all
-    there will be), finish final reports left behind, refresh status.routers."""
-    now = clock.now()
-    overdue = timedelta(seconds=2 * rt.usage.report_interval)
-    maps = await read_usage_maps(rt.kube, namespace)
-    retired = False
-    for usage in maps:
-        if usage.policy != policy:
-            continue
-        if usage.report.final:
-            retired |= await fold_usage_map(rt, namespace, usage, logger)
-        elif now - usage.report.reported_at > overdue and not await _pod_exists(rt, namespace, usage.pod):
-            logger.info(f"router pod {usage.pod} is gone: folding its last report")
-            retired |= await fold_usage_map(rt, namespace, usage, logger, gone=True)
-    return await refresh_routers(rt, namespace, policy, logger, None if retired else maps)
+    Silence is judged only once the operator has been pulling for a whole stale window: after an
+    outage (of the operator, or a failover) the ledger's routers must first have had their
+    chance to be pulled, or live ones would be taken for silent."""
+    users = {
+        p["metadata"]["name"]
+        for p in await rt.kube.list(custom_path(POLICIES, namespace))
+        if name in referenced_providers(p)
+    }
+    reports = [(r.report, False) for r in rt.routers.reports_in(namespace) if r.policy in users]
+    settled = clock.now() - rt.started_at > rt.usage.stale_after
+    body = await rt.kube.get(custom_path(PROVIDERS, namespace, name))
+    if body is None:
+        return None
+    # Routers whose pod went while no operator watched (the Pod watch saw no deletion).
+    ledger = parse_ledger((body.get("status") or {}).get("spend"))
+    unknown = {e.pod for e in (ledger.live.values() if ledger else ()) if e.pod}
+    unknown -= {pod for (ns, pod) in rt.routers.pods if ns == namespace}
+    gone = frozenset([p for p in unknown if await rt.kube.get(core_path("pods", namespace, p)) is None])
+    return await fold_into_provider(
+        rt, namespace, name, reports, logger, body=body, expire_stale=settled, gone_pods=gone
+    )

@@ -20,7 +20,8 @@ from .egress import Egress
 from .envconfig import EnvConfigError
 from .kube import KubeClient, KubeConfig
 from .redact import RedactingFilter
-from .reload import APIWatch, UsageReporter, cancel, reload_from, start, watch_files
+from .reload import APIWatch, cancel, reload_from, start, watch_files
+from .reporting import UsagePublisher
 from .server import Router
 from .sources import Sources
 from .table import TableError
@@ -54,7 +55,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("SWITCHYARD_POLICY"),
         help="RoutingPolicy served: with API access, watch <policy>-routes and <policy>-credentials",
     )
-    p.add_argument("--report-interval", type=float, default=15.0, help="seconds between usage reports")
+    p.add_argument(
+        "--report-interval",
+        type=float,
+        default=15.0,
+        help="seconds between the operator's pulls of /usage on the health port (default: 15)",
+    )
+    p.add_argument(
+        "--final-report-wait",
+        type=float,
+        default=10.0,
+        help="on a stop, seconds to keep the health port open until the operator has pulled the "
+        "final usage report (only when it pulled within the last 10 intervals; default: 10)",
+    )
     p.add_argument("--kube-api", help="API server URL (default: in-cluster service account)")
     p.add_argument(
         "--kube-namespace", default=os.environ.get("POD_NAMESPACE"), help="namespace for --kube-api"
@@ -86,13 +99,15 @@ def kube_config(args: argparse.Namespace) -> KubeConfig | None:
 
 
 async def serve(router: Router, sources: Sources, args: argparse.Namespace) -> None:
-    runners = [router.runner()]
-    await runners[0].setup()
-    await web.TCPSite(runners[0], args.host, args.port, backlog=1024).start()
+    api = router.runner()
+    await api.setup()
+    await web.TCPSite(api, args.host, args.port, backlog=1024).start()
+    publisher = UsagePublisher(router)
+    health = None
     if args.health_port:
-        runners.append(router.health_runner())
-        await runners[1].setup()
-        await web.TCPSite(runners[1], args.health_host, args.health_port).start()
+        health = router.health_runner({"/usage": publisher.handle})
+        await health.setup()
+        await web.TCPSite(health, args.health_host, args.health_port).start()
     digest = router.table.digest if router.table else None
     # Everything built so far (modules, the table, the app) lives as long as the process: keep
     # it out of the collector's scans, which would otherwise walk it again and again under load.
@@ -103,12 +118,9 @@ async def serve(router: Router, sources: Sources, args: argparse.Namespace) -> N
     if sources.config is not None or sources.credentials_dir is not None:
         background.append(watch_files(router, sources, args.watch_interval))
     config = kube_config(args)
-    kube = KubeClient(config) if config else None
-    reporter = UsageReporter(router, kube) if kube else None
-    if kube is not None and args.policy:
+    kube = KubeClient(config) if config and args.policy else None
+    if kube is not None:
         background.append(APIWatch(router, kube, args.policy).run())
-    if reporter is not None:
-        background.append(reporter.run(args.report_interval))
     tasks = start(background)
 
     stop = asyncio.Event()
@@ -118,14 +130,19 @@ async def serve(router: Router, sources: Sources, args: argparse.Namespace) -> N
     loop.add_signal_handler(signal.SIGHUP, lambda: reload_from(router, sources.load, "SIGHUP"))
     await stop.wait()
     await cancel(tasks)
-    # Stop accepting, let requests in flight finish, then report the final total.
-    for runner in runners:
-        await runner.cleanup()
-    if reporter is not None:
-        try:
-            await reporter.write(final=True)
-        except Exception as exc:  # the operator folds the last report it got: say what is lost
-            log.error("final usage report failed (%s): usage since the last report is lost", exc)
+    # Stop accepting, let requests in flight finish, then hand the final total to the operator.
+    await api.cleanup()
+    publisher.finish()
+    if health is not None:
+        # An operator that pulled within its stale window is likely up (or failing over): wait.
+        pulled = publisher.recently_pulled(10 * args.report_interval)
+        if pulled and not await publisher.hand_over(args.final_report_wait):
+            log.error(
+                "the operator did not pull the final usage report within %gs: what was served "
+                "since its last pull is lost",
+                args.final_report_wait,
+            )
+        await health.cleanup()
     if kube is not None:
         await kube.close()
 

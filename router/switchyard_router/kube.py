@@ -1,4 +1,6 @@
-"""Just enough of the Kubernetes API for a sidecar: read, watch and write a few objects.
+"""Just enough of the Kubernetes API for a sidecar: read and watch its policy's objects, by name.
+
+It writes nothing: spend reaches the operator by the operator's pull (reporting.py).
 
 The router must start fast and stay small, so it speaks to the API server with the aiohttp
 session it already has instead of importing the kubernetes client.
@@ -86,22 +88,6 @@ class KubeClient:
                 obj = event.get("object") or {}
                 if (obj.get("metadata") or {}).get("name") == name:
                     yield event
-
-    async def put_configmap(self, name: str, data: dict[str, str], labels: dict[str, str]) -> None:
-        """Create the ConfigMap, or merge-patch it when it exists."""
-        body = {"metadata": {"name": name, "labels": labels}, "data": data}
-        patch = orjson.dumps(body)
-        async with self._session.patch(
-            self.path("configmaps", name), data=patch, headers=self._headers("application/merge-patch+json")
-        ) as resp:
-            if resp.status != 404:
-                await _json(resp)
-                return
-        created = orjson.dumps({"apiVersion": "v1", "kind": "ConfigMap", **body})
-        async with self._session.post(
-            self.path("configmaps"), data=created, headers=self._headers("application/json")
-        ) as resp:
-            await _json(resp)
 
     async def close(self) -> None:
         await self._session.close()

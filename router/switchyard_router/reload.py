@@ -1,4 +1,4 @@
-"""Keeping the served table current, and reporting spend: the router's background tasks.
+"""Keeping the served table current: the router's background tasks.
 
 - Files: the kubelet swaps a mounted ConfigMap or Secret atomically through `..data`; a cheap
   poll of the files' identity notices it (a second at most).
@@ -130,34 +130,6 @@ class APIWatch:
 
     async def run(self) -> None:
         await asyncio.gather(self.follow("configmaps"), self.follow("secrets"))
-
-
-class UsageReporter:
-    """Writes the cumulative usage report to `switchyard-usage-<pod>` for the operator to fold."""
-
-    def __init__(self, router: Router, kube: KubeClient) -> None:
-        self.router = router
-        self.kube = kube
-        self.name = f"switchyard-usage-{router.ledger.pod}"
-
-    async def write(self, *, final: bool = False) -> None:
-        ledger = self.router.ledger
-        table = self.router.table
-        report = ledger.snapshot(table_hash=table.digest if table else None, final=final)
-        labels = {"app.kubernetes.io/managed-by": "switchyard-router", "switchyard.dev/usage-report": "true"}
-        if ledger.policy:
-            labels["switchyard.dev/policy"] = ledger.policy
-        await self.kube.put_configmap(
-            self.name, {"report.json": report.model_dump_json(by_alias=True)}, labels
-        )
-
-    async def run(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.write()
-            except Exception as exc:  # the next report carries everything: nothing is lost
-                log.warning("usage report failed (%s); the next one carries the whole total", exc)
 
 
 async def cancel(tasks: list[asyncio.Task[None]]) -> None:

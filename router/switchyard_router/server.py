@@ -367,13 +367,14 @@ class Router:
     def runner(self) -> web.BaseRunner:
         return _Runner(self.server, self.upstreams.close)
 
-    def health_runner(self) -> web.BaseRunner:
+    def health_runner(self, extra: dict[str, Handler] | None = None) -> web.BaseRunner:
         """Probes and scraping on their own port: the kubelet and Prometheus reach the pod IP,
-        while the API itself stays on loopback."""
+        while the API itself stays on loopback. `extra`: the operator's `/usage` pull."""
         routes: dict[str, Handler] = {
             "/healthz": self.healthz,
             "/readyz": self.readyz,
             "/metrics": self.metrics_endpoint,
+            **(extra or {}),
         }
 
         async def handle(request: web.BaseRequest) -> web.StreamResponse:

@@ -37,41 +37,62 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
 
+# The report's bounds: what the operator accepts is what a router can write (counts fit int64,
+# money is a non-negative finite decimal, names are Kubernetes names, one counter per provider,
+# declared model and month). Anything else is refused whole, never folded in part.
+COUNT = Annotated[int, Field(ge=0, le=2**63 - 1)]
+NAME = Annotated[str, Field(min_length=1, max_length=253)]
+MAX_COUNTERS = 4096
+
+
 class UsageCounts(_Model):
     """What is counted of served answers; the operator sums these per provider."""
 
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_input_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: USD = Field(default=Decimal(0), alias="costUSD")
+    requests: int = Field(default=0, ge=0)
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cached_input_tokens: int = Field(default=0, ge=0)
+    reasoning_tokens: int = Field(default=0, ge=0)
+    cost_usd: USD = Field(default=Decimal(0), alias="costUSD", ge=0, allow_inf_nan=False)
     # Served, but without a usable price or usage: counted here, never as zero cost.
-    unpriced_requests: int = 0
+    unpriced_requests: int = Field(default=0, ge=0)
 
     def counts(self) -> dict[str, int | Decimal]:
         return {name: getattr(self, name) for name in UsageCounts.model_fields}
 
 
 class UsageCounter(UsageCounts):
-    provider: str
-    model: str
-    period: str  # the calendar month in UTC, "2026-11"
+    model_config = ConfigDict(extra="forbid")
+
+    requests: COUNT = 0
+    input_tokens: COUNT = 0
+    output_tokens: COUNT = 0
+    cached_input_tokens: COUNT = 0
+    reasoning_tokens: COUNT = 0
+    cost_usd: USD = Field(
+        default=Decimal(0), alias="costUSD", ge=0, le=10**12, max_digits=48, allow_inf_nan=False
+    )
+    unpriced_requests: COUNT = 0
+    provider: NAME
+    model: NAME
+    period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")  # the calendar month in UTC, "2026-11"
 
 
 class UsageReport(_Model):
     """What a router sends: its whole cumulative usage, never a delta."""
 
-    incarnation: str
-    sequence: int
+    model_config = ConfigDict(extra="forbid")
+
+    incarnation: str = Field(pattern=r"^[0-9a-f]{8,64}$")
+    sequence: COUNT
     final: bool = False
-    pod: str | None = None
-    namespace: str | None = None
-    policy: str | None = None
-    table_hash: str | None = None
+    pod: NAME | None = None
+    namespace: NAME | None = None
+    policy: NAME | None = None
+    table_hash: str | None = Field(default=None, max_length=128)
     started_at: datetime
     reported_at: datetime
-    counters: list[UsageCounter] = Field(default_factory=list)
+    counters: list[UsageCounter] = Field(default_factory=list, max_length=MAX_COUNTERS)
 
 
 def period_of(moment: datetime) -> str:

@@ -16,6 +16,7 @@ from switchyard_operator import handlers  # noqa: F401  registers the handlers
 from switchyard_operator.kube import Kube, core_path, custom_path
 
 from .emulator import Emulator
+from .fleet import Fleet
 from .manifests import NS
 
 OPERATOR_TESTS = Path(__file__).parent
@@ -49,6 +50,14 @@ async def kube(api: Emulator) -> AsyncIterator[Kube]:
     client = Kube.from_connection(kopf.ConnectionInfo(server=str(api.url)))
     yield client
     await client.close()
+
+
+@pytest.fixture
+async def fleet(kube: Kube) -> AsyncIterator[Fleet]:
+    """Router pods whose health ports the operator pulls (tests/operator/fleet.py)."""
+    routers = Fleet(kube)
+    yield routers
+    await routers.close()
 
 
 def fast_settings() -> kopf.OperatorSettings:

@@ -24,7 +24,7 @@ from switchyard_router.adapters import Usage
 
 from .conftest import cm_path, eventually, provider_path
 from .manifests import NS, policy, provider, secret
-from .test_spend_operator import PRICE, WAIT, add_pod, fast_reports, publish, router, running_operator
+from .test_spend_operator import PRICE, WAIT, fast_reports, router, running_operator
 
 __all__ = ["fast_reports"]  # the module's autouse fixture: routers report every 0.5 s
 
@@ -124,20 +124,20 @@ def previous_period(period: str) -> str:
     return f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
 
 
-async def test_budget_warn_exceed_disable_raise_and_a_new_month(api, kube):
+async def test_budget_warn_exceed_disable_raise_and_a_new_month(api, kube, fleet):
     await kube.create(core_path("secrets", NS), secret(K="sk-1", grant="a,b"))
     budget = {"monthlyUSD": "0.01", "warnAtPercent": 50, "onExceeded": "Disable"}
     await kube.create(custom_path("llmproviders", NS), provider("a", secret="keys", key="K", budget=budget))
     await kube.create(custom_path("llmproviders", NS), provider("b", secret="keys", key="K"))
     await kube.create(custom_path("routingpolicies", NS), policy("chat", targets=[("a", "m1"), ("b", "m1")]))
     await kube.create(custom_path("routingpolicies", NS), policy("solo", targets=[("a", "m1")]))
-    await add_pod(kube, "pod-0")
+    await fleet.add("pod-0")
     r = router("pod-0")
 
     async def spend(n):  # each request costs exactly $0.001
         for _ in range(n):
             r.record("a", "m1", Usage(input_tokens=1000, output_tokens=0, reported=True), PRICE)
-        await publish(kube, r.snapshot(table_hash="h"))
+        fleet.publish(r.snapshot(table_hash="h"))
 
     async with running_operator(api):
         await eventually(table_providers(kube, "chat", ["a", "b"]), WAIT)
@@ -173,7 +173,7 @@ async def test_budget_warn_exceed_disable_raise_and_a_new_month(api, kube):
         report = r.snapshot(table_hash="h")
         for counter in report.counters:
             counter.period = last
-        await publish(kube, report)
+        fleet.publish(report)
         for _ in range(10):
             current = await kube.get(provider_path("a"))
             spent = current["status"]["spend"]

@@ -9,20 +9,12 @@ from switchyard_operator.kube import core_path, custom_path
 from switchyard_operator.outputs import HASH_ANNOTATION, TABLE_KEY
 from switchyard_operator.propagation import routers_status
 from switchyard_operator.replicas import divide, live_per_policy, replicas_per_provider, share_of
-from switchyard_operator.usage_maps import UsageMap, UsageSettings, parse_usage_map
+from switchyard_operator.usage_reports import RouterReport, UsageSettings
 from switchyard_router.table import Credential, Provider, RateLimits
 
 from .conftest import cm_path, eventually, policy_path
 from .manifests import NS, policy, provider, secret
-from .test_spend_operator import (
-    WAIT,
-    add_pod,
-    fast_reports,
-    publish,
-    router,
-    running_operator,
-    usage_configmap,
-)
+from .test_spend_operator import WAIT, fast_reports, router, running_operator
 
 __all__ = ["fast_reports"]
 
@@ -31,13 +23,8 @@ STALE = timedelta(seconds=150)
 
 
 def usage_map(pod, policy_name="chat", table_hash="h1", final=False, age=0.0):
-    r = router(pod, policy_name)
-    report = r.snapshot(table_hash=table_hash, final=final)
-    report = report.model_copy(update={"reported_at": NOW - timedelta(seconds=age)})
-    parsed = parse_usage_map({**usage_configmap(report), "metadata": {
-        **usage_configmap(report)["metadata"], "resourceVersion": "7"}})
-    assert parsed is not None
-    return parsed
+    report = router(pod, policy_name).snapshot(table_hash=table_hash, final=final)
+    return RouterReport(NS, pod, policy_name, report, NOW - timedelta(seconds=age))
 
 
 def test_divide_ceil_with_a_minimum_of_one():
@@ -71,14 +58,7 @@ def test_routers_status():
     assert routers_status("none", "h1", maps, NOW, STALE) == {"current": 0, "total": 0, "summary": "0/0", "stale": []}
 
 
-def test_usage_maps_parsing_and_settings(monkeypatch):
-    good = usage_configmap(router("p0").snapshot(table_hash="h"))
-    assert parse_usage_map(good).pod == "p0"
-    assert parse_usage_map({**good, "metadata": {"name": "x"}}) is None  # not labelled
-    assert parse_usage_map({**good, "data": {}}) is None
-    assert parse_usage_map({**good, "data": {"report.json": "{not json"}}) is None
-    nameless = usage_map("p9")
-    assert UsageMap(nameless.name, NS, None, None, nameless.report.model_copy(update={"pod": None})).pod == "p9"
+def test_usage_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("SWITCHYARD_REPORT_INTERVAL", "15")
     monkeypatch.setenv("SWITCHYARD_STALE_INTERVALS", "10")
     settings = UsageSettings.from_env()
@@ -107,7 +87,7 @@ def routers_are(kube, expected):
     return check
 
 
-async def test_routers_are_counted_and_limits_shared_as_they_scale(api, kube):
+async def test_routers_are_counted_and_limits_shared_as_they_scale(api, kube, fleet):
     await kube.create(core_path("secrets", NS), secret(K="sk-1", grant="a"))
     body = provider("a", secret="keys", key="K", limits={"requestsPerMinute": 100, "tokensPerMinute": 1000})
     body["spec"]["credentials"][0]["limits"] = {"requestsPerMinute": 10}
@@ -115,21 +95,22 @@ async def test_routers_are_counted_and_limits_shared_as_they_scale(api, kube):
     await kube.create(custom_path("routingpolicies", NS), policy("chat", targets=[("a", "m1")]))
     routers = {pod: router(pod) for pod in ("pod-0", "pod-1", "pod-2")}
     for pod in routers:
-        await add_pod(kube, pod)
+        await fleet.add(pod)
     async with running_operator(api):
         await eventually(lambda: kube.get(cm_path("chat")), WAIT)
         await eventually(limits_are(kube, 100, 1000, 10), WAIT)
         for r in routers.values():
-            await publish(kube, r.snapshot(table_hash="older"))
+            fleet.publish(r.snapshot(table_hash="older"))
         await eventually(limits_are(kube, 34, 334, 4), WAIT)  # three routers share the limits
         await eventually(routers_are(kube, {"current": 0, "total": 3, "summary": "0/3",
                                             "stale": ["pod-0", "pod-1", "pod-2"]}), WAIT)
         current = (await kube.get(cm_path("chat")))["metadata"]["annotations"][HASH_ANNOTATION]
         for pod in ("pod-0", "pod-1"):  # two routers reload the new table
-            await publish(kube, routers[pod].snapshot(table_hash=current))
+            fleet.publish(routers[pod].snapshot(table_hash=current))
         await eventually(routers_are(kube, {"current": 2, "total": 3, "summary": "2/3", "stale": ["pod-2"]}), WAIT)
         # scale down: pod-2 stops gracefully
-        await publish(kube, routers["pod-2"].snapshot(table_hash="older", final=True))
+        await fleet.terminate("pod-2")
+        fleet.publish(routers["pod-2"].snapshot(table_hash="older", final=True))
         await eventually(limits_are(kube, 50, 500, 5), WAIT)
         await eventually(routers_are(kube, {"current": 0, "total": 2, "summary": "0/2",
                                             "stale": ["pod-0", "pod-1"]}), WAIT)

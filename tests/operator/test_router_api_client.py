@@ -1,5 +1,5 @@
-"""The router's own small API client (switchyard_router.kube) and the tasks that use it
-(reload.APIWatch, reload.UsageReporter), in process against the emulated API server."""
+"""The router's own small API client (switchyard_router.kube) and the task that uses it
+(reload.APIWatch), in process against the emulated API server."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import orjson
 import pytest
 import yaml
 from switchyard_operator.certs import generate
 from switchyard_operator.kube import Kube, core_path
 from switchyard_router.kube import KubeClient, KubeConfig, KubeError
-from switchyard_router.reload import APIWatch, UsageReporter
+from switchyard_router.reload import APIWatch
 from switchyard_router.server import Router
 
 from .conftest import eventually
@@ -64,20 +63,17 @@ async def test_a_cluster_ca_is_trusted_for_the_api_connection(tmp_path: Path):
         await kube.close()
 
 
-async def test_reads_and_writes_configmaps_with_the_current_token(
-    api: Emulator, client: KubeClient, tmp_path: Path
+async def test_reads_with_the_current_token_and_writes_nothing(
+    api: Emulator, client: KubeClient, kube: Kube, tmp_path: Path
 ):
-    assert await client.get("configmaps", "usage") is None
-    await client.put_configmap("usage", {"report.json": "{}"}, {"first": "1"})
+    assert await client.get("configmaps", "p-routes") is None
+    await kube.create(core_path("configmaps", NS), {"metadata": {"name": "p-routes"}, "data": {"a": "1"}})
     (tmp_path / "token").write_text("sa-token-0002")  # the kubelet rotated the projected token
-    await client.put_configmap("usage", {"report.json": '{"n": 2}'}, {"second": "2"})
-    configmap = await client.get("configmaps", "usage")
-    assert configmap is not None
-    assert configmap["data"] == {"report.json": '{"n": 2}'}
-    assert configmap["metadata"]["labels"] == {"first": "1", "second": "2"}  # merged, not replaced
-    tokens = [request.headers.get("Authorization") for request in api]
-    assert tokens[:3] == [f"Bearer {TOKEN}"] * 3  # get, patch (404), create
-    assert tokens[3:] == ["Bearer sa-token-0002"] * 2
+    configmap = await client.get("configmaps", "p-routes")
+    assert configmap is not None and configmap["data"] == {"a": "1"}
+    mine = [r for r in api if r.headers.get("Authorization")]
+    assert [r.headers["Authorization"] for r in mine] == [f"Bearer {TOKEN}", "Bearer sa-token-0002"]
+    assert {r.method.value for r in mine} == {"GET"}
 
 
 async def test_api_errors_name_the_request_and_never_the_token(api: Emulator, client: KubeClient):
@@ -157,27 +153,6 @@ async def test_following_backs_off_while_the_api_fails(
     messages = [r.getMessage() for r in caplog.records]
     assert "HTTP 500" in messages[0] and "etcd is down" in messages[0]
     assert [m.rsplit(" ", 1)[1] for m in messages[:3]] == ["0.01s", "0.02s", "0.04s"]
-
-
-async def test_a_failed_usage_report_is_logged_and_the_next_one_goes_out(
-    client: KubeClient, caplog: pytest.LogCaptureFixture, unused_tcp_port: int
-):
-    router = Router(policy="p")
-    unreachable = KubeClient(KubeConfig(f"http://127.0.0.1:{unused_tcp_port}", NS, None))
-    reporter = UsageReporter(router, unreachable)
-    task = asyncio.ensure_future(reporter.run(0.02))
-    try:
-        await eventually(lambda: _async("usage report failed" in caplog.text or None))
-        reporter.kube = client  # the API server is back
-        report = await eventually(lambda: client.get("configmaps", reporter.name))
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await unreachable.close()
-    assert f"127.0.0.1:{unused_tcp_port}" in caplog.text  # says where it could not write
-    assert report["metadata"]["labels"]["switchyard.dev/policy"] == "p"
-    sequence = orjson.loads(report["data"]["report.json"])["sequence"]
-    assert sequence >= 2  # counts are cumulative: this report carries what the failed one had
 
 
 async def _async(value: object) -> object:

@@ -1,5 +1,5 @@
-"""Spend end to end: routers' usage ConfigMaps -> LLMProvider status.spend, with kopf running for
-real against the emulated API, router restarts, evictions and an operator restart in between."""
+"""Spend end to end: routers' health ports, pulled -> LLMProvider status.spend, with kopf running
+for real against the emulated API, router restarts, evictions and an operator restart in between."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from decimal import Decimal
 
 import kopf
 import pytest
-from switchyard_operator.kube import KubeError, core_path, custom_path
+from switchyard_operator.kube import core_path, custom_path
 from switchyard_operator.spend import parse_ledger, shown_cost
-from switchyard_operator.usage_maps import NAME_PREFIX, POLICY_LABEL, REPORT_KEY, USAGE_LABEL
 from switchyard_router.adapters import Usage
 from switchyard_router.table import Pricing
-from switchyard_router.usage import UsageLedger, UsageReport
+from switchyard_router.usage import UsageLedger
 
 from .conftest import cm_path, eventually, fast_settings, provider_path
 from .manifests import NS, policy, provider, secret
@@ -27,9 +26,8 @@ WAIT = 20.0  # generous: this machine is shared with benchmarks
 
 @pytest.fixture(autouse=True)
 def fast_reports(monkeypatch):
-    """Routers report every 0.5 s here. The test routers publish only when a step says so (not
-    every interval), so a router counts as stale only after 300 intervals (150 s) unless a test
-    says otherwise."""
+    """Routers are pulled every 0.5 s here. The test routers' answers change only when a step says
+    so, and a router counts as stale only after 300 intervals (150 s) unless a test says otherwise."""
     monkeypatch.setenv("SWITCHYARD_REPORT_INTERVAL", str(INTERVAL))
     monkeypatch.setenv("SWITCHYARD_STALE_INTERVALS", "300")
 
@@ -86,35 +84,6 @@ def serve(ledger: UsageLedger, provider_name: str, n: int, rng: random.Random | 
     return cost
 
 
-def usage_configmap(report: UsageReport) -> dict:
-    labels = {USAGE_LABEL: "true"}
-    if report.policy:
-        labels[POLICY_LABEL] = report.policy
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": NAME_PREFIX + report.pod, "namespace": NS, "labels": labels},
-        "data": {REPORT_KEY: report.model_dump_json(by_alias=True)},
-    }
-
-
-async def publish(kube, report: UsageReport) -> None:
-    """What a router does every interval: create or overwrite its pod's usage ConfigMap."""
-    body = usage_configmap(report)
-    try:
-        await kube.patch(core_path("configmaps", NS, body["metadata"]["name"]), body)
-    except KubeError as exc:
-        assert exc.status == 404
-        await kube.create(core_path("configmaps", NS), body)
-
-
-async def add_pod(kube, name: str) -> None:
-    await kube.create(core_path("pods", NS), {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
-        "spec": {"containers": [{"name": "router", "image": "switchyard"}]},
-    })
-
-
 async def spend_of(kube, name: str) -> dict:
     body = await kube.get(provider_path(name))
     return (body.get("status") or {}).get("spend") or {}
@@ -139,7 +108,7 @@ async def setup_providers(kube, *names: str, policy_name: str = "chat", **spec) 
 # --------------------------------------------------------------------------- the test
 
 
-async def test_spend_is_exact_across_router_restarts_evictions_and_an_operator_restart(api, kube):
+async def test_spend_is_exact_across_router_restarts_evictions_and_an_operator_restart(api, kube, fleet):
     rng = random.Random(7)
     expected = {"a": Decimal(0), "b": Decimal(0)}
     count = {"a": 0, "b": 0}
@@ -158,7 +127,7 @@ async def test_spend_is_exact_across_router_restarts_evictions_and_an_operator_r
     await setup_providers(kube, "a", "b")
     routers = {pod: router(pod) for pod in ("pod-0", "pod-1", "pod-2")}
     for pod in routers:
-        await add_pod(kube, pod)
+        await fleet.add(pod)
 
     async with running_operator(api):
         await eventually(lambda: kube.get(cm_path("chat")), WAIT)
@@ -167,36 +136,45 @@ async def test_spend_is_exact_across_router_restarts_evictions_and_an_operator_r
             serve_round(routers.values())
             for r in routers.values():
                 sent.append(r.snapshot(table_hash="h1"))
-                await publish(kube, sent[-1])
+                fleet.publish(sent[-1])
+            await asyncio.sleep(INTERVAL)
         await exact()
-        await publish(kube, sent[0])  # a replayed old report adds nothing
-        # pod-1's container crashes right after a report and restarts: a new incarnation
-        # overwrites the pod's ConfigMap from sequence 1
+        fleet.publish(sent[0])  # a replayed old report adds nothing
+        await asyncio.sleep(3 * INTERVAL)
+        await exact()
+        fleet.publish(sent[-3])
+        # pod-1's container crashes and restarts: a new incarnation answers, from sequence 1
         routers["pod-1"] = router("pod-1")
         serve_round([routers["pod-1"]])
-        await publish(kube, routers["pod-1"].snapshot(table_hash="h1"))
+        fleet.publish(routers["pod-1"].snapshot(table_hash="h1"))
         await exact()
+        # pod-2 is scaled down: terminating, its router hands over the final report, then it goes
+        serve_round([routers["pod-2"]])
+        await fleet.terminate("pod-2")
+        fleet.publish(routers.pop("pod-2").snapshot(table_hash="h1", final=True))
+        await exact()
+        await fleet.gone("pod-2")
 
-    # the operator is down: routers keep serving and overwriting their reports
+    # the operator is down: pod-0 is evicted hard (no final report), pod-1 keeps serving
+    await fleet.gone("pod-0")
+    routers.pop("pod-0")
     for _ in range(3):
         serve_round(routers.values())
-        for r in routers.values():
-            await publish(kube, r.snapshot(table_hash="h1"))
-    await publish(kube, routers["pod-2"].snapshot(table_hash="h1", final=True))  # scaled down
-    await api.delete(core_path("pods", NS, "pod-2"))
-    await api.delete(core_path("pods", NS, "pod-0"))  # evicted hard: no final report
+        fleet.publish(routers["pod-1"].snapshot(table_hash="h1"))
 
     async with running_operator(api):
-        await exact()
+        await exact()  # pod-1's usage while the operator was down is pulled whole
 
-        async def retired():  # pod-0 (gone) and pod-2 (final) are folded and their ConfigMaps gone
-            for pod in ("pod-0", "pod-2"):
-                assert await kube.get(core_path("configmaps", NS, NAME_PREFIX + pod)) is None, pod
+        async def pod_0_retired():  # its pod is gone: it will say nothing more
+            for name in ("a", "b"):
+                ledger = parse_ledger(await spend_of(kube, name))
+                assert ledger is not None and {e.pod for e in ledger.live.values()} <= {"pod-1"}, ledger
             return True
 
-        await eventually(retired, WAIT)
+        await eventually(pod_0_retired, WAIT)
         serve_round([routers["pod-1"]])
-        await publish(kube, routers["pod-1"].snapshot(table_hash="h1", final=True))
+        await fleet.terminate("pod-1")
+        fleet.publish(routers["pod-1"].snapshot(table_hash="h1", final=True))
         await exact()
 
         async def all_retired():
@@ -211,23 +189,24 @@ async def test_spend_is_exact_across_router_restarts_evictions_and_an_operator_r
         assert len(parse_ledger(spend).folded) == 4  # pod-0, pod-1 (twice), pod-2
 
 
-async def test_a_silent_router_is_retired_and_its_total_kept(api, kube, monkeypatch):
+async def test_a_silent_router_is_retired_and_its_total_kept(api, kube, fleet, monkeypatch):
     monkeypatch.setenv("SWITCHYARD_STALE_INTERVALS", "3")  # 1.5 s
     await setup_providers(kube, "a")
-    await add_pod(kube, "pod-0")
+    await fleet.add("pod-0")
     r = router("pod-0")
     cost = serve(r, "a", 3)
     async with running_operator(api):
-        await publish(kube, r.snapshot(table_hash="h1"))
+        fleet.publish(r.snapshot(table_hash="h1"))
         await eventually(spend_is(kube, "a", cost, 3), WAIT)
+        fleet.ports["pod-0"].report = None  # its router stops answering; the pod stays
 
         async def retired():
             ledger = parse_ledger(await spend_of(kube, "a"))
             return ledger is not None and not ledger.live and r.incarnation in ledger.folded
 
-        await eventually(retired, WAIT)  # the pod still exists, but the router stopped reporting
+        await eventually(retired, WAIT)
         serve(r, "a", 2)  # it comes back after being retired: not counted (documented)
-        await publish(kube, r.snapshot(table_hash="h1"))
+        fleet.publish(r.snapshot(table_hash="h1"))
         await asyncio.sleep(4 * INTERVAL)
         await eventually(spend_is(kube, "a", cost, 3), WAIT)
         assert (await spend_of(kube, "a"))["liveRouters"] == 0

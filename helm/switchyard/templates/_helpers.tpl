@@ -104,10 +104,11 @@ seccompProfile:
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# Is the router behind a usage report still running? (its pod gone: fold its last report)
+# Router pods: the operator pulls their usage from their health port, and retires a router
+# whose pod is gone.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get]
+  verbs: [get, list, watch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]
