@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 import httpx
@@ -40,7 +41,6 @@ from .outputs import (
 )
 from .propagation import routers_status
 from .replicas import live_per_policy, replicas_per_provider
-from .secrets import decode_secret
 from .usage_reports import Routers, UsageSettings
 
 JSON = dict[str, Any]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 
 from aiohttp import web
 
@@ -33,9 +32,8 @@ MAX_WAIT = 60.0  # the longest a puller may hold `?wait=final` open
 class UsagePublisher:
     """Answers the operator's pulls, and hands over the final report on a graceful stop."""
 
-    def __init__(self, router: Router, monotonic: Callable[[], float] = clock.monotonic) -> None:
+    def __init__(self, router: Router) -> None:
         self.router = router
-        self.monotonic = monotonic
         self.last_pulled: float | None = None
         self._final: UsageReport | None = None
         self._stopping = asyncio.Event()
@@ -49,7 +47,7 @@ class UsagePublisher:
         return self.router.ledger.snapshot(table_hash=table.digest if table else None)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        self.last_pulled = self.monotonic()
+        self.last_pulled = clock.monotonic()
         if request.query.get("wait") == "final" and self._final is None:
             try:
                 timeout = min(max(float(request.query.get("timeout", "10")), 0.0), MAX_WAIT)
@@ -76,7 +74,7 @@ class UsagePublisher:
         return self._final
 
     def recently_pulled(self, within: float) -> bool:
-        return self.last_pulled is not None and self.monotonic() - self.last_pulled <= within
+        return self.last_pulled is not None and clock.monotonic() - self.last_pulled <= within
 
     async def hand_over(self, wait: float) -> bool:
         """Wait until the final report has been pulled; False when `wait` passed first."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import aiohttp
 from aiohttp import web
+from switchyard_router import clock
 from switchyard_router.adapters import Usage
+from switchyard_router.clock import ManualClock
 from switchyard_router.reporting import UsagePublisher
 from switchyard_router.server import Router
 from switchyard_router.table import Pricing
@@ -38,38 +41,39 @@ async def pull(http: aiohttp.ClientSession, url: str, **params: str) -> UsageRep
 
 
 async def test_each_pull_is_a_new_cumulative_report_and_the_final_one_is_handed_over() -> None:
-    now = [100.0]
     router = Router(policy="chat")
-    publisher = UsagePublisher(router, clock=lambda: now[0])
+    publisher = UsagePublisher(router)
     runner, url = await serving(router, publisher)
+    manual = ManualClock(datetime(2026, 11, 30, 23, 59, tzinfo=UTC))
     try:
-        async with aiohttp.ClientSession() as http:
-            assert not publisher.recently_pulled(45)
-            router.ledger.record("oa", "m", Usage(1000, 10, reported=True), PRICE)
-            first = await pull(http, url)
-            router.ledger.record("oa", "m", Usage(1000, 10, reported=True), PRICE)
-            second = await pull(http, url)
-            assert first.policy == second.policy == "chat" and not second.final
-            assert (first.sequence, second.sequence) == (1, 2)
-            assert (first.counters[0].requests, second.counters[0].requests) == (1, 2)
-            assert publisher.recently_pulled(45)
-            now[0] += 46
-            assert not publisher.recently_pulled(45)
+        with clock.use(manual):
+            async with aiohttp.ClientSession() as http:
+                assert not publisher.recently_pulled(45)
+                router.ledger.record("oa", "m", Usage(1000, 10, reported=True), PRICE)
+                first = await pull(http, url)
+                router.ledger.record("oa", "m", Usage(1000, 10, reported=True), PRICE)
+                second = await pull(http, url)
+                assert first.policy == second.policy == "chat" and not second.final
+                assert (first.sequence, second.sequence) == (1, 2)
+                assert (first.counters[0].requests, second.counters[0].requests) == (1, 2)
+                assert publisher.recently_pulled(45)
+                manual.advance(46)
+                assert not publisher.recently_pulled(45)
 
-            # The operator long-polls a terminating router: answered when the router stops.
-            waiting = asyncio.ensure_future(pull(http, url, wait="final", timeout="5"))
-            await asyncio.sleep(0.1)
-            assert not waiting.done()
-            router.ledger.record("oa", "m", Usage(1000, 10, reported=True), PRICE)
-            final = publisher.finish()
-            assert publisher.finish() is final  # taken once
-            got = await waiting
-            assert got.final and got.sequence == 3 and got.counters[0].requests == 3
-            assert await publisher.hand_over(0.1)
-            assert (await pull(http, url)).sequence == 3  # the final report stays the answer
+                # The operator long-polls a terminating router: answered when the router stops.
+                waiting = asyncio.ensure_future(pull(http, url, wait="final", timeout="5"))
+                await asyncio.sleep(0.1)
+                assert not waiting.done()
+                router.ledger.record("oa", "m", Usage(1000, 10, reported=True), PRICE)
+                final = publisher.finish()
+                assert publisher.finish() is final  # taken once
+                got = await waiting
+                assert got.final and got.sequence == 3 and got.counters[0].requests == 3
+                assert await publisher.hand_over(0.1)
+                assert (await pull(http, url)).sequence == 3  # the final report stays the answer
 
-            # A bounded wait: a bad or absent timeout answers at once.
-            assert (await pull(http, url, wait="final", timeout="soon")).final
+                # A bounded wait: a bad or absent timeout answers at once.
+                assert (await pull(http, url, wait="final", timeout="soon")).final
     finally:
         await runner.cleanup()
 
