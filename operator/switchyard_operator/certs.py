@@ -10,7 +10,7 @@ MutatingWebhookConfiguration, so two replicas never fight over it. A certificate
 cert-manager: the chart mounts the Certificate's Secret; kopf's server re-reads the files when
 they change, and cert-manager's CA injector writes the caBundle.
 
-``cryptography`` comes with the ``kubernetes`` client (through google-auth).
+``cryptography`` comes with the ``operator`` extra.
 """
 
 from __future__ import annotations

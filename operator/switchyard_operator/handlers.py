@@ -22,6 +22,7 @@ import kopf
 from .grants import WATCH_SELECTOR
 from .health import DEFAULT_INTERVAL, probe_provider
 from .kube import Kube, KubeError
+from .login import connection
 from .metrics import PROVIDERS as PROVIDERS_SEEN
 from .models import GROUP, VERSION
 from .outputs import MANAGED_BY, POLICY_LABEL
@@ -73,12 +74,10 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 async def login(
     memo: Any, settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
 ) -> kopf.ConnectionInfo | None:
-    """Standard kubeconfig or in-cluster login (via the kubernetes client); tests pass theirs."""
+    """The pod's ServiceAccount, or the kubeconfig (see login.py); tests pass theirs."""
     info: kopf.ConnectionInfo | None = memo.get("connection")
     if info is None:
-        info = kopf.login_via_client(logger=logger, settings=settings)
-    if info is None:  # pragma: no cover - login_via_client raises instead
-        return None
+        info = connection(settings, logger)
     kube = Kube.from_connection(info)
     if memo.get("runtime") is None:
         memo.runtime = Runtime(kube)
