@@ -35,6 +35,8 @@ from .image_runtime import (
 )
 
 REQUIRED = os.environ.get("SWITCHYARD_REQUIRE_IMAGE") == "1"
+# A first build on a machine makes the Debian base too (about two minutes in all).
+pytestmark = pytest.mark.timeout(900)
 # What the application adds to its base: the venv with Switchyard and its dependencies.
 VENV = "opt/switchyard"
 VENV_BUDGET_MB = 100  # 69 MB in December 2026; the kubernetes client alone would add 126
