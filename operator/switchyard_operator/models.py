@@ -550,6 +550,25 @@ class ServerSpec(SpecModel):
         le=16 * 1024 * 1024 * 1024,
         description="Most bytes read from one provider stream; over it the stream ends with an error.",
     )
+    header_timeout: Duration = Field(
+        default=_duration(_table_default(ServerSettings, "header_timeout")),
+        description="A caller's request head must arrive within this of its first byte, or the "
+        "connection is closed.",
+    )
+    body_timeout: Duration = Field(
+        default=_duration(_table_default(ServerSettings, "body_timeout")),
+        description="A request body must arrive within this after its head (else a 408).",
+    )
+    idle_timeout: Duration = Field(
+        default=_duration(_table_default(ServerSettings, "idle_timeout")),
+        description="A caller's connection with no request for this long is closed.",
+    )
+    max_connections: int = Field(
+        default=_table_default(ServerSettings, "max_connections"),
+        ge=1,
+        le=1_000_000,
+        description="Callers' connections open at once, per listener; more are closed at once.",
+    )
 
 
 class RoutingPolicySpec(SpecModel):

@@ -249,6 +249,7 @@ def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
         "env": [
             _field_env("POD_NAME", "metadata.name"),
             _field_env("POD_NAMESPACE", "metadata.namespace"),
+            _field_env("POD_IP", "status.podIP"),
             {"name": "SWITCHYARD_POLICY", "value": policy},
             *(var.model_dump() for var in settings.env),
         ],
@@ -269,7 +270,8 @@ def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
         container["env"].append({"name": "SSL_CERT_FILE", "value": bundle})
         container["volumeMounts"].append({"name": TRUST_VOLUME, "mountPath": TRUST_DIR, "readOnly": True})
     if settings.health_port is not None:
-        container["args"] += ["--health-port", str(settings.health_port)]
+        # Probes and scraping come to the pod IP: the health port listens there only.
+        container["args"] += ["--health-host", "$(POD_IP)", "--health-port", str(settings.health_port)]
         container["ports"] = [
             {"name": HEALTH_PORT_NAME, "containerPort": settings.health_port, "protocol": "TCP"}
         ]

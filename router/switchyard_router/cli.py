@@ -48,7 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="json: one object a line (time, level, logger, message) for a log pipeline",
     )
     p.add_argument("--health-port", type=int, help="also serve /healthz, /readyz, /metrics on this port")
-    p.add_argument("--health-host", default="0.0.0.0", help="address of the health port (default: 0.0.0.0)")
+    p.add_argument(
+        "--health-host",
+        default="0.0.0.0",
+        help="address of the health port (default: 0.0.0.0; the injected sidecar passes the pod IP)",
+    )
     p.add_argument("--watch-interval", type=float, default=1.0, help="seconds between file checks")
     p.add_argument(
         "--policy",

@@ -524,6 +524,11 @@ class UpstreamStream:
         `finished` is set. UpstreamError when the stream breaks, stalls or runs out of time."""
         assert self._response is not None and self._watchdog is not None
         watchdog = self._watchdog
+        if watchdog.ticker.loop.time() >= self.deadline:
+            # An upstream that keeps sending never leaves the watchdog a silent read to cut.
+            raise UpstreamError(
+                ErrorKind.TIMEOUT, f"{self.target.provider.name} was still streaming at the route's deadline"
+            )
         try:
             with watchdog:
                 chunk = await self._response.content.readany()

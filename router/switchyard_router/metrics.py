@@ -95,6 +95,11 @@ class Metrics:
             ["provider", "limit"],
             registry=r,
         )
+        self.connections_refused = Counter(
+            "switchyard_connections_refused",
+            "Callers' connections closed at once because server.maxConnections were open.",
+            registry=r,
+        )
         self.key_errors = Counter(
             "switchyard_key_errors",
             "Errors per provider key by kind (keys by name, never value).",

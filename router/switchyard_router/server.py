@@ -13,6 +13,7 @@ from aiohttp import web
 
 from .adapters.base import JSON
 from .callers import caller_check
+from .connections import GuardedServer
 from .credentials import CredentialStore
 from .dispatch import Dispatcher, Served, UpstreamStream
 from .egress import Egress
@@ -26,7 +27,8 @@ from .usage import UsageLedger
 
 log = logging.getLogger("switchyard.router")
 
-DEFAULT_MAX_BODY = ServerSettings.model_fields["max_body_bytes"].default
+DEFAULT_SETTINGS = ServerSettings()
+DEFAULT_MAX_BODY = DEFAULT_SETTINGS.max_body_bytes
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -132,6 +134,10 @@ class Router:
 
     # --- request parsing -------------------------------------------------------------
 
+    def settings(self) -> ServerSettings:
+        """The server settings of the table served now (their defaults before one is)."""
+        return self.table.table.server if self.table else DEFAULT_SETTINGS
+
     def body_limit(self, table: CompiledTable | None) -> int:
         if self.max_body_bytes:
             return self.max_body_bytes
@@ -142,7 +148,15 @@ class Router:
         if request.content_length is not None and request.content_length > limit:
             raise RequestError(413, f"request body is larger than the limit of {limit} bytes")
         try:
-            raw = await request.read()
+            if request.content.is_eof():  # all there already: no deadline to keep
+                raw = await request.read()
+            else:
+                timeout = self.settings().body_timeout
+                try:
+                    async with asyncio.timeout(timeout):
+                        raw = await request.read()
+                except TimeoutError:
+                    raise RequestError(408, f"the request body did not arrive within {timeout:g}s") from None
         except web.HTTPRequestEntityTooLarge:
             raise RequestError(413, f"request body is larger than the limit of {limit} bytes") from None
         if len(raw) > limit:
@@ -362,7 +376,14 @@ class Router:
 
         # A client that hangs up cancels its handler, which closes the upstream request at once
         # instead of streaming tokens nobody will read.
-        return web.Server(handle, request_factory=make_request, handler_cancellation=True, access_log=None)
+        return GuardedServer(
+            handle,
+            self.settings,
+            self.metrics.connections_refused.inc,
+            request_factory=make_request,
+            handler_cancellation=True,
+            access_log=None,
+        )
 
     def runner(self) -> web.BaseRunner:
         return _Runner(self.server, self.upstreams.close)
@@ -383,7 +404,8 @@ class Router:
                 return _no_route(set(routes), request)
             return await handler(request)
 
-        return _Runner(lambda: web.Server(handle, access_log=None), None)
+        refused = self.metrics.connections_refused.inc
+        return _Runner(lambda: GuardedServer(handle, self.settings, refused, access_log=None), None)
 
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]

@@ -240,6 +240,13 @@ class ServerSettings(_Model):
     max_event_bytes: int = Field(default=4 * MiB, gt=0)
     # A whole stream: 128,000 output tokens at one event each, about 1 KB with logprobs.
     max_stream_bytes: int = Field(default=128 * MiB, gt=0)
+    # Callers' connections (the API's and the health port's, each): a request's head must arrive
+    # within headerTimeout of its first byte, its body within bodyTimeout after that; a
+    # connection idle this long is closed; connections beyond maxConnections are refused.
+    header_timeout: Duration = Field(default=10.0, gt=0)
+    body_timeout: Duration = Field(default=30.0, gt=0)
+    idle_timeout: Duration = Field(default=60.0, gt=0)
+    max_connections: int = Field(default=1024, gt=0)
 
 
 class RoutingTable(_Model):

@@ -64,14 +64,15 @@ def test_native_sidecar_with_args_env_and_mounts() -> None:
     assert out["metadata"]["annotations"][INJECTED_ANNOTATION] == "chatbot"
     assert out["metadata"]["labels"] == {"switchyard.dev/policy": "chatbot"}
     assert router["ports"] == [{"name": "router-health", "containerPort": 9464, "protocol": "TCP"}]
-    assert router["args"][-2:] == ["--health-port", "9464"]
+    assert router["args"][-4:] == ["--health-host", "$(POD_IP)", "--health-port", "9464"]
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
 
 
 def test_the_settings_env_comes_last_and_bad_names_are_refused() -> None:
     proxied = SidecarSettings(env=[{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}])
     router = sidecar(inject_sidecar(pod(), "chatbot", proxied))
     assert router["env"][-1] == {"name": "HTTPS_PROXY", "value": "http://proxy:3128"}
-    assert [e["name"] for e in router["env"][:-1]] == ["POD_NAME", "POD_NAMESPACE", "SWITCHYARD_POLICY"]
+    assert [e["name"] for e in router["env"][:-1]] == ["POD_NAME", "POD_NAMESPACE", "POD_IP", "SWITCHYARD_POLICY"]
     with pytest.raises(ValueError, match=r"env\.0\.name"):
         SidecarSettings(env=[{"name": "HTTPS PROXY", "value": "x"}])
 

@@ -4,6 +4,7 @@ loopback against a real router: names it chooses stay out of URLs, labels and re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 import orjson
@@ -114,3 +115,125 @@ def series(router) -> set[bytes]:
 
 async def _respond(response: web.StreamResponse) -> web.StreamResponse:
     return response
+
+
+# --- slow and idle callers ---------------------------------------------------------------------
+
+def guarded(table: dict, **server: object) -> dict:
+    table["server"] = server
+    return table
+
+
+async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    """Whether the router closed the connection within `seconds` (what it sent before is skipped)."""
+    try:
+        async with asyncio.timeout(seconds):
+            while await reader.read(65536):
+                pass
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        pass
+    return True
+
+
+async def test_half_sent_request_heads_are_cut_off(hostile, start_router):
+    table = guarded(hostile_table(hostile.url, "openai-compatible"), headerTimeout="300ms", idleTimeout="60s")
+    _, url = await start_router(table, KEYS)
+    port = int(url.rsplit(":", 1)[1])
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(300)]
+    for _, writer in connections:
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: app")
+    # Still trickling: one more byte a while later does not buy more time.
+    await asyncio.sleep(0.15)
+    for _, writer in connections:
+        writer.write(b"l")
+    results = await asyncio.gather(*(closed_within(reader, 1.5) for reader, _ in connections))
+    assert all(results), f"{results.count(False)} of 300 still open"
+    for _, writer in connections:
+        writer.close()
+    assert hostile.seen == []
+
+
+async def test_idle_connections_are_closed(hostile, start_router):
+    table = guarded(hostile_table(hostile.url, "openai-compatible"), headerTimeout="60s", idleTimeout="300ms")
+    _, url = await start_router(table, KEYS)
+    port = int(url.rsplit(":", 1)[1])
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(300)]
+    results = await asyncio.gather(*(closed_within(reader, 1.5) for reader, _ in connections))
+    assert all(results)
+    for _, writer in connections:
+        writer.close()
+
+
+async def test_a_body_that_does_not_arrive_is_a_408(hostile, start_router):
+    table = guarded(hostile_table(hostile.url, "openai-compatible"), bodyTimeout="300ms")
+    _, url = await start_router(table, KEYS)
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\":")
+    async with asyncio.timeout(2):
+        head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    writer.close()
+    assert hostile.seen == []
+
+
+async def test_connections_over_the_cap_are_refused_at_once(hostile, start_router, http):
+    hostile.behaviour = lambda request: _respond(web.json_response(OK_BODY))
+    table = guarded(hostile_table(hostile.url, "openai-compatible"), maxConnections=20, idleTimeout="60s")
+    router, url = await start_router(table, KEYS)
+    port = int(url.rsplit(":", 1)[1])
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(50)]
+    await asyncio.sleep(0.1)
+    closed = await asyncio.gather(*(closed_within(reader, 0.2) for reader, _ in connections))
+    assert closed.count(True) == 30 and closed[:20] == [False] * 20  # the first twenty stay
+    assert "switchyard_connections_refused_total 30.0" in router.metrics.render().decode()
+    for _, writer in connections:
+        writer.close()
+    await asyncio.sleep(0.1)
+    assert (await chat(http, url, "chat"))[0] == 200  # room again once callers leave
+
+
+async def test_the_health_port_listens_where_told_and_serves_only_probes_and_metrics(hostile, start_router, http):
+    router, _ = await start_router(hostile_table(hostile.url, "openai-compatible"), KEYS)
+    runner = router.health_runner()
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.2", 0)  # a pod IP's stand-in: one address, not all
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        for path, status in (("/healthz", 200), ("/readyz", 200), ("/metrics", 200), ("/usage", 404),
+                             ("/v1/models", 404), ("/v1/chat/completions", 404)):
+            async with http.get(f"http://127.0.0.2:{port}{path}") as resp:
+                assert resp.status == status, path
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await http.get(f"http://127.0.0.1:{port}/healthz")
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_stream_that_keeps_sending_ends_at_the_routes_deadline(hostile, start_router, http):
+    chunk = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}\n\n'
+
+    async def endless(request: web.BaseRequest) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(100_000):
+                await response.write(chunk)
+                await asyncio.sleep(0.005)
+        return response
+
+    hostile.behaviour = endless
+    router, url = await start_router(hostile_table(hostile.url, "openai-compatible", deadline="1s", timeout="1s"), KEYS)
+    body = {"model": "chat", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with http.post(f"{url}/v1/chat/completions", json=body) as resp:
+        raw = await resp.read()
+    took = loop.time() - started
+    assert 1.0 <= took < 1.5, took
+    last = raw.rstrip(b"\n").rpartition(b"\n\n")[2]
+    error = orjson.loads(last[6:])["error"]
+    assert error["message"] == "up was still streaming at the route's deadline" and error["type"] == "timeout"
+    assert 'switchyard_requests_total{outcome="Timeout",route="chat"} 1.0' in router.metrics.render().decode()

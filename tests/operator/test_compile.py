@@ -64,7 +64,8 @@ def test_every_table_setting_is_reachable():
     prov["spec"]["credentials"][0]["limits"] = {"requestsPerMinute": 3}
     body["spec"]["circuitBreaker"] = {"consecutiveFailures": 7, "cooldown": "1m", "failureRatePercent": 40,
                                       "window": "20s", "minimumRequests": 9, "failOpen": False}
-    body["spec"]["server"] = {"maxBodyBytes": 1234, "maxResponseBytes": 2048, "maxEventBytes": 4096, "maxStreamBytes": 8192}
+    body["spec"]["server"] = {"maxBodyBytes": 1234, "maxResponseBytes": 2048, "maxEventBytes": 4096, "maxStreamBytes": 8192,
+                              "headerTimeout": "2s", "bodyTimeout": "3s", "idleTimeout": "4s", "maxConnections": 5}
     result = compile_policy(body, {"vllm": prov}, KEYS)
     assert result.ok, result.problems
     table = result.table
@@ -87,6 +88,7 @@ def test_every_table_setting_is_reachable():
     server = table.server
     assert (server.max_body_bytes, server.max_response_bytes, server.max_event_bytes, server.max_stream_bytes) == (
         1234, 2048, 4096, 8192)
+    assert (server.header_timeout, server.body_timeout, server.idle_timeout, server.max_connections) == (2.0, 3.0, 4.0, 5)
     assert describe_chains(table) == ["chat (Weighted): vllm/m1 (weight 5)"]
 
 
