@@ -29,15 +29,33 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+MIN_TOKEN_LENGTH = 32  # a token is a random secret, e.g. `openssl rand -hex 32`, not a password
+
+
 def load_tokens(path: Path | None, environ: Mapping[str, str]) -> list[str]:
-    tokens = [t.strip() for t in environ.get("SWITCHYARD_CALLER_TOKENS", "").split(",") if t.strip()]
+    """The caller tokens from SWITCHYARD_CALLER_TOKENS (comma-separated) and the file (one a line);
+    CallerConfigError for one shorter than MIN_TOKEN_LENGTH (named by place, never shown)."""
+    found = [
+        ("SWITCHYARD_CALLER_TOKENS entry", i + 1, t.strip())
+        for i, t in enumerate(t for t in environ.get("SWITCHYARD_CALLER_TOKENS", "").split(",") if t.strip())
+    ]
     if path is not None:
         try:
             lines = path.read_text().splitlines()
         except OSError as exc:
             raise CallerConfigError(f"--caller-tokens-file {path}: {exc.strerror}") from None
-        tokens += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    return tokens
+        found += [
+            (f"--caller-tokens-file {path} line", n, line.strip())
+            for n, line in enumerate(lines, 1)
+            if line.strip() and not line.startswith("#")
+        ]
+    for where, number, token in found:
+        if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+            raise CallerConfigError(
+                f"{where} {number}: a caller token is one word of at least {MIN_TOKEN_LENGTH} "
+                f"characters (this one has {len(token)}); make one with `openssl rand -hex 32`"
+            )
+    return [token for _, _, token in found]
 
 
 def check_exposure(host: str, tokens: list[str], allow_unauthenticated: bool) -> None:
@@ -59,9 +77,11 @@ def caller_check(tokens: list[str]) -> Callable[[web.BaseRequest], web.Response 
     def check(request: web.BaseRequest) -> web.Response | None:
         if request.path in OPEN_PATHS:
             return None
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip().encode()
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         # Constant-time comparison: a token is not guessed one byte at a time.
-        if any(hmac.compare_digest(given, token) for token in encoded):
+        if scheme.lower() == "bearer" and any(
+            hmac.compare_digest(given.strip().encode(), token) for token in encoded
+        ):
             return None
         body = error_body(
             "missing or wrong caller token: send Authorization: Bearer <token>",

@@ -20,6 +20,7 @@ from .egress import Egress
 from .errors import UpstreamError, error_body
 from .metrics import Metrics
 from .redact import Redactor
+from .request_shape import MAX_DEPTH, chat_problem, embeddings_problem, too_deep
 from .runtime import CompiledRoute, CompiledTable
 from .table import RoutingTable, ServerSettings
 from .upstreams import Upstreams
@@ -143,7 +144,9 @@ class Router:
             return self.max_body_bytes
         return table.table.server.max_body_bytes if table else DEFAULT_MAX_BODY
 
-    async def _body(self, request: web.BaseRequest, table: CompiledTable) -> tuple[bytes, JSON]:
+    async def _body(
+        self, request: web.BaseRequest, table: CompiledTable, problem: Problem
+    ) -> tuple[bytes, JSON]:
         limit = self.body_limit(table)
         if request.content_length is not None and request.content_length > limit:
             raise RequestError(413, f"request body is larger than the limit of {limit} bytes")
@@ -167,6 +170,10 @@ class Router:
             raise RequestError(400, f"request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise RequestError(400, "request body must be a JSON object")
+        if too_deep(raw, body):
+            raise RequestError(400, f"request body nests JSON deeper than {MAX_DEPTH} levels")
+        if (found := problem(body)) is not None:
+            raise RequestError(400, found[1], param=found[0])
         return raw, body
 
     def _route(self, table: CompiledTable, body: JSON) -> CompiledRoute:
@@ -195,7 +202,7 @@ class Router:
     async def chat_completions(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
             table = self._ready_table()
-            raw, body = await self._body(request, table)
+            raw, body = await self._body(request, table, chat_problem)
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages:
                 raise RequestError(400, "messages must be a non-empty array", param="messages")
@@ -212,7 +219,7 @@ class Router:
     async def embeddings(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
             table = self._ready_table()
-            raw, body = await self._body(request, table)
+            raw, body = await self._body(request, table, embeddings_problem)
             if "input" not in body:
                 raise RequestError(400, "input is required", param="input")
             route = self._route(table, body)
@@ -409,6 +416,7 @@ class Router:
 
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+Problem = Callable[[JSON], tuple[str, str] | None]  # (field, message) of a request's wrong field
 
 
 class _Runner(web.BaseRunner):

@@ -134,15 +134,28 @@ async def test_a_router_off_loopback_refuses_to_start_without_caller_tokens(tmp_
     assert b"no caller tokens are set" in err
 
 
+TOKEN_ONE, TOKEN_TWO = "caller-token-one-" + "a" * 20, "caller-token-two-" + "b" * 20
+
+
+async def test_a_short_caller_token_stops_the_router_at_start(tmp_path: Path, sim):
+    config = tmp_path / "t.yaml"
+    config.write_text(yaml.safe_dump(table_for(sim.url)))
+    process = await run_router("--host", "0.0.0.0", "--config", str(config), env={"SWITCHYARD_CALLER_TOKENS": "hunter2"})
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert b"SWITCHYARD_CALLER_TOKENS entry 1: a caller token is one word of at least 32 characters" in err
+    assert b"hunter2" not in err
+
+
 async def test_caller_tokens_guard_the_api_and_never_reach_a_provider(tmp_path: Path, sim):
     config = tmp_path / "t.yaml"
     config.write_text(yaml.safe_dump(table_for(sim.url)))
     tokens = tmp_path / "tokens"
-    tokens.write_text("# callers\ncaller-token-one\n")
+    tokens.write_text(f"# callers\n{TOKEN_ONE}\n")
     port, health = free_port(), free_port()
     process = await run_router(
         "--host", "0.0.0.0", "--port", str(port), "--config", str(config), "--caller-tokens-file", str(tokens),
-        "--health-port", str(health), env={"primary.key": "sk-primary-secret-0001", "SWITCHYARD_CALLER_TOKENS": "caller-token-two"},
+        "--health-port", str(health), env={"primary.key": "sk-primary-secret-0001", "SWITCHYARD_CALLER_TOKENS": TOKEN_TWO},
     )
     await wait_listening(process)
     body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -154,7 +167,11 @@ async def test_caller_tokens_guard_the_api_and_never_reach_a_provider(tmp_path: 
                 assert (await resp.json())["error"]["code"] == "invalid_api_key"
             async with http.post(url, json=body, headers={"Authorization": "Bearer wrong"}) as resp:
                 assert resp.status == 401
-            for token in ("caller-token-one", "caller-token-two"):
+            async with http.post(url, json=body, headers={"Authorization": TOKEN_ONE}) as resp:
+                assert resp.status == 401  # the token alone, without its scheme
+            async with http.post(url, json=body, headers={"Authorization": f"Basic {TOKEN_ONE}"}) as resp:
+                assert resp.status == 401
+            for token in (TOKEN_ONE, TOKEN_TWO):
                 async with http.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
                     assert resp.status == 200
             async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
@@ -168,7 +185,7 @@ async def test_caller_tokens_guard_the_api_and_never_reach_a_provider(tmp_path: 
     finally:
         await stop(process)
     sent = sim.last_request("primary")
-    assert all("caller-token" not in str(v) for v in sent["headers"].values())
+    assert all(TOKEN_ONE not in str(v) and TOKEN_TWO not in str(v) for v in sent["headers"].values())
 
 
 async def test_a_kubelet_style_swap_of_mounted_files_reloads(tmp_path: Path, sim):
