@@ -571,6 +571,11 @@ class ServerSpec(SpecModel):
     )
 
 
+class CredentialsDelivery(StrEnum):
+    VOLUME = "Volume"
+    API_WATCH = "APIWatch"
+
+
 class RoutingPolicySpec(SpecModel):
     """Routes offered to clients, compiled with their providers into the router's table."""
 
@@ -595,6 +600,15 @@ class RoutingPolicySpec(SpecModel):
         default_factory=ServerSpec,
         json_schema_extra={"default": {}},
         description="Router server settings.",
+    )
+    credentials_delivery: CredentialsDelivery = Field(
+        default=CredentialsDelivery.VOLUME,
+        description="How the keys reach each router. Volume: the credentials Secret is mounted "
+        "into the router's container only; the pod's ServiceAccount needs no access to it and the "
+        "app's containers cannot read it. APIWatch: the router reads the Secret through the API "
+        "(key rotations arrive within a second), so the pod's ServiceAccount must be allowed to get "
+        "and watch it, and every container of the pod that mounts the ServiceAccount token, the "
+        "app's included, can read the keys.",
     )
 
     @model_validator(mode="after")

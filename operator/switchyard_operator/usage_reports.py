@@ -80,6 +80,8 @@ class Routers:
     reports: dict[Key, RouterReport] = field(default_factory=dict)
     # The last refusal per pod, so a router that keeps sending a bad report is told once.
     refused: dict[Key, str] = field(default_factory=dict)
+    # (namespace, ServiceAccount, policy) -> (may use it, until when on the monotonic clock)
+    rights: dict[tuple[str, str, str], tuple[bool, float]] = field(default_factory=dict)
 
     def of_policy(self, namespace: str, policy: str) -> list[RouterPod]:
         return sorted(

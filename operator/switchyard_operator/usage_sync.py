@@ -32,6 +32,7 @@ from switchyard_router import clock
 from switchyard_router.usage import UsageReport
 
 from . import conditions as cond
+from .access import may_use_policy
 from .budget import WITHIN_BUDGET, BudgetState, budget_of, transition_event, with_budget_condition
 from .kube import KubeError, core_path, custom_path
 from .metrics import REPORTS
@@ -66,6 +67,7 @@ CONFLICT_ATTEMPTS = 8
 PULLS_AT_ONCE = 16
 FINAL_WAIT = 10.0  # seconds a final pull asks the router to hold its answer
 FINAL_PULL_FOR = 300.0  # how long a terminating pod's final report is waited for
+RIGHTS_FOR = 300.0  # how long a ServiceAccount's right to a policy is taken as answered
 
 
 def _exceeded(condition: Mapping[str, Any] | None) -> bool:
@@ -253,6 +255,25 @@ async def collect_final(rt: Runtime, pod: RouterPod, logger: Logger) -> None:
         rt.finals.pop(pod.uid, None)
 
 
+async def _may_report(rt: Runtime, pod: RouterPod, logger: Logger) -> bool:
+    """A pod's usage is pulled only when its ServiceAccount may use its policy: the webhook
+    checked that at admission, but a pod created while no webhook answered was not checked."""
+    key = (pod.namespace, pod.service_account, pod.policy)
+    allowed, until = rt.routers.rights.get(key, (False, 0.0))
+    if clock.monotonic() >= until:
+        allowed = await may_use_policy(rt.kube, *key)
+        rt.routers.rights[key] = (allowed, clock.monotonic() + RIGHTS_FOR)
+    if not allowed:
+        REPORTS.count(pod.namespace, pod.policy, "NotAllowed")
+        message = (
+            f"ServiceAccount {pod.service_account} may not use RoutingPolicy {pod.policy}: this pod's "
+            "usage is not pulled (grant the verb 'use' on the policy, e.g. with the chart's routerAccess)"
+        )
+        logger.warning(f"pod {pod.name}: {message}")
+        rt.events(pod.ref(), "Warning", "UsageNotPulled", message)
+    return allowed
+
+
 async def on_pod_event(rt: Runtime, type_: str | None, body: Mapping[str, Any], logger: Logger) -> None:
     """Keep the router pods current: a terminating one gets its final pull, a deleted one's last
     report is retired (nothing more can come from it)."""
@@ -265,6 +286,8 @@ async def on_pod_event(rt: Runtime, type_: str | None, body: Mapping[str, Any], 
         if known is not None and last is not None:
             await fold_for_policy(rt, known.namespace, known.policy, [(last.report, True)], logger)
             await refresh_routers(rt, known.namespace, known.policy, logger)
+        return
+    if key not in rt.routers.pods and not await _may_report(rt, pod, logger):
         return
     rt.routers.pods[key] = pod
     if pod.deleting and pod.uid not in rt.finals:

@@ -5,14 +5,24 @@ A pod annotated ``switchyard.dev/policy: <policy>`` gets, at creation:
 - the router as a *native sidecar*: an init container with ``restartPolicy: Always`` placed
   first, so it starts (and passes its startup probe) before later init containers and the app,
   keeps running beside them, and stops after them;
-- two volumes: the ConfigMap ``<policy>-routes`` at /etc/switchyard/table and the Secret
-  ``<policy>-credentials`` at /etc/switchyard/credentials (whole directories, no subPath, so
-  the kubelet's updates reach the router's hot reload);
+- two volumes, mounted into the router's container only: the ConfigMap ``<policy>-routes`` at
+  /etc/switchyard/table and the Secret ``<policy>-credentials`` at /etc/switchyard/credentials
+  (whole directories, no subPath, so the kubelet's updates reach the router's hot reload). The
+  app's containers never see the keys, and the pod's ServiceAccount needs no access to the
+  Secret. A policy with ``credentialsDelivery: APIWatch`` gets no credentials volume: its router
+  reads the Secret through the API (``--credentials-from-api``);
 - ``OPENAI_BASE_URL=http://127.0.0.1:<port>/v1`` in every app container that does not set it,
   unless the pod is annotated ``switchyard.dev/inject-base-url: "false"``;
 - the label ``switchyard.dev/policy: <policy>`` (for selectors: PodMonitor, kubectl -l);
-- the annotation ``switchyard.dev/injected: <policy>``; a pod that has it, or already has a
-  container named like the sidecar, is left alone (re-invocation and re-submission are no-ops).
+- the annotation ``switchyard.dev/injected: <policy>``.
+
+Before any of that, the pod must have the right to the policy: its ServiceAccount must be
+allowed the verb ``use`` on the RoutingPolicy (a SubjectAccessReview; the chart's
+``routerAccess`` grants it). A pod that arrives already carrying what the webhook adds (the
+injected annotation, a container named like the router or declaring its health port) is
+refused: the operator pulls usage from such pods and trusts what admission put there, so
+nothing may come pre-made. Reviews other than a pod CREATE are refused before kopf sees them
+(admission.py): kopf would keep a memory per object of every UPDATE it is sent.
 
 The router's API listens on 127.0.0.1 only: nothing outside the pod may spend its API keys.
 Kubelet ``httpGet`` and ``tcpSocket`` probes connect to the pod IP, which a loopback listener
@@ -20,11 +30,12 @@ does not answer (``probe.httpGet.host`` is dialled from the node's network names
 127.0.0.1 there is the node). Two correct ways, by ``healthPort``:
 
 - set (default 9464): the router's second listener (``--health-port``, on the pod IP) serves
-  only /healthz, /readyz and /metrics, no API and no keys. The kubelet probes it with
-  ``httpGet`` and Prometheus scrapes it (the port is named ``router-health``).
+  only /healthz, /readyz, /metrics and /usage (the operator pulls spend), no API and no keys.
+  The kubelet probes it with ``httpGet`` and Prometheus scrapes it (the port is named
+  ``router-health``).
 - None: nothing but loopback. The probes are ``exec`` probes inside the sidecar: the image's
   Python with ``-I -S`` (no site-packages, about 20 ms) GETs /readyz or /healthz on 127.0.0.1
-  with ``http.client``. Metrics then cannot be scraped.
+  with ``http.client``. Metrics then cannot be scraped, nor usage pulled.
 
 Ports are shared by every container of a pod: a pod whose containers declare the router's port
 or health port is refused with a message (the ``switchyard.dev/router-port`` annotation moves
@@ -51,6 +62,9 @@ import kopf
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from .access import may_use_policy
+from .models import CredentialsDelivery
 
 JSON = dict[str, Any]
 
@@ -179,13 +193,18 @@ def policy_of(pod: JSON) -> str | None:
     return policy
 
 
-def is_injected(pod: JSON, settings: SidecarSettings) -> bool:
+def premade(pod: JSON, settings: SidecarSettings) -> str | None:
+    """What of the injection a pod already carries (None: nothing), so it can be refused."""
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     if INJECTED_ANNOTATION in annotations:
-        return True
+        return f"the annotation {INJECTED_ANNOTATION}"
     spec = pod.get("spec") or {}
-    names = {c.get("name") for c in [*spec.get("initContainers", []), *spec.get("containers", [])]}
-    return settings.container_name in names
+    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+        if container.get("name") == settings.container_name:
+            return f"a container named {settings.container_name}"
+        if any(port.get("name") == HEALTH_PORT_NAME for port in container.get("ports") or []):
+            return f"a port named {HEALTH_PORT_NAME} (container {container.get('name')})"
+    return None
 
 
 def _exec_probe(path: str, port: int, timing: ProbeTiming) -> JSON:
@@ -230,7 +249,23 @@ def security_context(run_as_user: int) -> JSON:
     }
 
 
-def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
+def refuse_premade(pod: JSON, settings: SidecarSettings) -> None:
+    found = premade(pod, settings)
+    if found is not None:
+        raise InjectionError(
+            f"the pod already carries {found}: the webhook adds the router itself, so remove it "
+            f"from the pod template and keep only the annotation {POLICY_ANNOTATION}"
+        )
+
+
+def sidecar_container(
+    policy: str, settings: SidecarSettings, delivery: CredentialsDelivery = CredentialsDelivery.VOLUME
+) -> JSON:
+    keys = (
+        ["--credentials-dir", CREDENTIALS_DIR]
+        if delivery is CredentialsDelivery.VOLUME
+        else ["--credentials-from-api"]
+    )
     container: JSON = {
         "name": settings.container_name,
         "image": settings.image,
@@ -241,7 +276,7 @@ def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
             "--host", "127.0.0.1",
             "--port", str(settings.port),
             "--config", f"{TABLE_DIR}/table.yaml",
-            "--credentials-dir", CREDENTIALS_DIR,
+            *keys,
             "--policy", policy,
             "--log-level", settings.log_level,
             "--log-format", settings.log_format,
@@ -258,12 +293,13 @@ def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
         "startupProbe": _probe("/readyz", settings, settings.startup),
         "readinessProbe": _probe("/readyz", settings, settings.readiness),
         "livenessProbe": _probe("/healthz", settings, settings.liveness),
-        "volumeMounts": [
-            {"name": TABLE_VOLUME, "mountPath": TABLE_DIR, "readOnly": True},
-            {"name": CREDENTIALS_VOLUME, "mountPath": CREDENTIALS_DIR, "readOnly": True},
-        ],
+        "volumeMounts": [{"name": TABLE_VOLUME, "mountPath": TABLE_DIR, "readOnly": True}],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if delivery is CredentialsDelivery.VOLUME:
+        container["volumeMounts"].append(
+            {"name": CREDENTIALS_VOLUME, "mountPath": CREDENTIALS_DIR, "readOnly": True}
+        )
     if settings.trust_bundle is not None:
         # Read by OpenSSL when the router starts: every provider's certificate is checked against it.
         bundle = f"{TRUST_DIR}/{settings.trust_bundle.key}"
@@ -278,11 +314,14 @@ def sidecar_container(policy: str, settings: SidecarSettings) -> JSON:
     return container
 
 
-def volumes(policy: str, trust: TrustBundle | None = None) -> list[JSON]:
-    mounted = [
-        {"name": TABLE_VOLUME, "configMap": {"name": f"{policy}-routes"}},
-        {"name": CREDENTIALS_VOLUME, "secret": {"secretName": f"{policy}-credentials"}},
-    ]
+def volumes(
+    policy: str,
+    trust: TrustBundle | None = None,
+    delivery: CredentialsDelivery = CredentialsDelivery.VOLUME,
+) -> list[JSON]:
+    mounted = [{"name": TABLE_VOLUME, "configMap": {"name": f"{policy}-routes"}}]
+    if delivery is CredentialsDelivery.VOLUME:
+        mounted.append({"name": CREDENTIALS_VOLUME, "secret": {"secretName": f"{policy}-credentials"}})
     if trust is not None:
         mounted.append({"name": TRUST_VOLUME, "configMap": {"name": trust.config_map}})
     return mounted
@@ -302,15 +341,19 @@ def _with_port_override(pod: JSON, settings: SidecarSettings) -> SidecarSettings
     return settings.model_copy(update={"port": port})
 
 
-def inject_sidecar(pod: JSON, policy: str, settings: SidecarSettings) -> JSON:
+def inject_sidecar(
+    pod: JSON,
+    policy: str,
+    settings: SidecarSettings,
+    delivery: CredentialsDelivery = CredentialsDelivery.VOLUME,
+) -> JSON:
     """The pod with the router sidecar, its volumes and the app's base URL (a new dict).
 
-    Idempotent: an injected pod comes back unchanged. Raises InjectionError for pods the
-    sidecar cannot serve (host network: loopback would be the node's; volume name clashes).
+    Raises InjectionError for pods that come with part of the injection already, and for pods
+    the sidecar cannot serve (host network: loopback would be the node's; volume name clashes).
     """
     out = copy.deepcopy(pod)
-    if is_injected(pod, settings):
-        return out
+    refuse_premade(pod, settings)
     spec: JSON = out.setdefault("spec", {})
     if spec.get("hostNetwork"):
         raise InjectionError(
@@ -333,8 +376,8 @@ def inject_sidecar(pod: JSON, policy: str, settings: SidecarSettings) -> JSON:
     if clash:
         raise InjectionError(f"the pod already has volumes named {sorted(clash)}")
 
-    spec["initContainers"] = [sidecar_container(policy, settings), *spec.get("initContainers", [])]
-    spec["volumes"] = [*spec.get("volumes", []), *volumes(policy, settings.trust_bundle)]
+    spec["initContainers"] = [sidecar_container(policy, settings, delivery), *spec.get("initContainers", [])]
+    spec["volumes"] = [*spec.get("volumes", []), *volumes(policy, settings.trust_bundle, delivery)]
     metadata: JSON = out.setdefault("metadata", {})
     annotations: JSON = metadata.setdefault("annotations", {})
     if str(annotations.get(BASE_URL_ANNOTATION, "true")).lower() != "false":
@@ -352,24 +395,48 @@ def inject_sidecar(pod: JSON, policy: str, settings: SidecarSettings) -> JSON:
 # --------------------------------------------------------------------------- kopf wiring
 
 
+async def _delivery(kube: Any, namespace: str, policy: str) -> CredentialsDelivery:
+    """What the policy chose (Volume while it does not exist yet, or says nothing)."""
+    body = await kube.get(f"/apis/{PREFIX}/v1alpha1/namespaces/{namespace}/routingpolicies/{policy}")
+    value = ((body or {}).get("spec") or {}).get("credentialsDelivery")
+    api = value == CredentialsDelivery.API_WATCH
+    return CredentialsDelivery.API_WATCH if api else CredentialsDelivery.VOLUME
+
+
 def _mutate(config: WebhookConfig) -> Callable[..., Awaitable[None]]:
     async def inject_router(
-        body: kopf.Body, patch: kopf.Patch, warnings: list[str], logger: kopf.Logger, **_: Any
+        body: kopf.Body, patch: kopf.Patch, warnings: list[str], memo: Any, logger: kopf.Logger, **_: Any
     ) -> None:
         pod: JSON = copy.deepcopy(dict(body))
         try:
             policy = policy_of(pod)
             if policy is None:
                 return
-            mutated = inject_sidecar(pod, policy, config.sidecar)
+            refuse_premade(pod, config.sidecar)
+            namespace = str((pod.get("metadata") or {}).get("namespace") or "")
+            account = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
+            kube = memo.runtime.kube
+            if not await may_use_policy(kube, namespace, account, policy):
+                raise kopf.AdmissionError(
+                    f"ServiceAccount {namespace}/{account} may not use RoutingPolicy {policy}: grant it "
+                    f"the verb 'use' on routingpolicies/{policy} (the chart's routerAccess does), or "
+                    "run the pod as a ServiceAccount that has it",
+                    code=403,
+                )
+            delivery = await _delivery(kube, namespace, policy)
+            mutated = inject_sidecar(pod, policy, config.sidecar, delivery)
         except InjectionError as exc:
             raise kopf.AdmissionError(str(exc), code=400) from exc
-        if mutated == pod:
-            return
         if not (pod.get("spec") or {}).get("automountServiceAccountToken", True):
+            if delivery is CredentialsDelivery.API_WATCH:
+                raise kopf.AdmissionError(
+                    f"RoutingPolicy {policy} delivers keys through the API (credentialsDelivery: "
+                    "APIWatch), but automountServiceAccountToken is false: the router could not read them",
+                    code=400,
+                )
             warnings.append(
-                "automountServiceAccountToken is false: the router cannot watch its table "
-                "or report usage through the API"
+                "automountServiceAccountToken is false: the router follows its table through the "
+                "mounted file only (changes arrive with the kubelet's sync)"
             )
 
         def replace(raw: Any) -> None:
@@ -383,6 +450,7 @@ def _mutate(config: WebhookConfig) -> Callable[..., Awaitable[None]]:
 
 def register(registry: kopf.OperatorRegistry, config: WebhookConfig) -> None:
     """Add the mutating handler and the startup handler that configures the webhook server."""
+    from .admission import CreateOnly
     from .certs import webhook_server
 
     kopf.on.mutate(
@@ -394,7 +462,7 @@ def register(registry: kopf.OperatorRegistry, config: WebhookConfig) -> None:
     )(_mutate(config))
 
     async def configure_webhook_server(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-        settings.admission.server = webhook_server(config.server, memo)
+        settings.admission.server = CreateOnly(webhook_server(config.server, memo))
         settings.admission.managed = None  # the chart owns the MutatingWebhookConfiguration
 
     kopf.on.startup(id="configure_webhook_server", registry=registry)(configure_webhook_server)

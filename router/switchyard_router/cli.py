@@ -40,6 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--config", type=Path, help="routing table as YAML (or the operator's ConfigMap)")
     p.add_argument("--env-file", type=Path, help="environment file (default: .env when present)")
     p.add_argument("--credentials-dir", type=Path, help="directory with one file per API key")
+    p.add_argument(
+        "--credentials-from-api",
+        action="store_true",
+        help="with --policy: read the keys from <policy>-credentials through the API",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument(
         "--log-format",
@@ -119,19 +124,29 @@ async def serve(router: Router, sources: Sources, args: argparse.Namespace) -> N
     print(f"switchyard-router listening on http://{args.host}:{args.port} table={digest}", flush=True)
 
     background: list[Coroutine[Any, Any, None]] = []
-    if sources.config is not None or sources.credentials_dir is not None:
-        background.append(watch_files(router, sources, args.watch_interval))
     config = kube_config(args)
     kube = KubeClient(config) if config and args.policy else None
+    load = sources.load
     if kube is not None:
-        background.append(APIWatch(router, kube, args.policy).run())
+        follower = APIWatch(
+            router,
+            kube,
+            args.policy,
+            config=args.config,
+            credentials_dir=args.credentials_dir,
+            credentials_from_api=args.credentials_from_api,
+        )
+        load = follower.load
+        background.append(follower.run())
+    if sources.config is not None or sources.credentials_dir is not None:
+        background.append(watch_files(router, sources, args.watch_interval, load))
     tasks = start(background)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: reload_from(router, sources.load, "SIGHUP"))
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload_from(router, load, "SIGHUP"))
     await stop.wait()
     await cancel(tasks)
     # Stop accepting, let requests in flight finish, then hand the final total to the operator.
@@ -176,14 +191,15 @@ def main(argv: list[str] | None = None) -> int:
         tokens = load_tokens(args.caller_tokens_file, env)
         egress = Egress(env)
         check_exposure(args.host, tokens, args.allow_unauthenticated)
-        # Following a policy through the API, the table arrives by the watch: start not ready.
-        from_api = args.config is None and args.policy and kube_config(args) is not None
-        if args.policy and args.config is None and not from_api:
+        # Following a policy through the API, the table (or the keys) arrive by the watch:
+        # start not ready.
+        api = bool(args.policy) and kube_config(args) is not None
+        if args.policy and not api and (args.config is None or args.credentials_from_api):
+            needs = "its table: give --config FILE, or" if args.config is None else "its keys from"
             raise EnvConfigError(
-                f"--policy {args.policy} needs its table: give --config FILE, or API access "
-                "(in-cluster, or --kube-api URL)"
+                f"--policy {args.policy} needs {needs} API access (in-cluster, or --kube-api URL)"
             )
-        loaded = None if from_api else sources.load()
+        loaded = None if api and (args.config is None or args.credentials_from_api) else sources.load()
     except (TableError, EnvConfigError, CallerConfigError) as exc:
         print(f"switchyard-router: {exc}", file=sys.stderr)
         return 2

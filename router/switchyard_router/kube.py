@@ -23,7 +23,9 @@ JSON = dict[str, Any]
 
 
 class KubeError(Exception):
-    pass
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class KubeClient:
             params["resourceVersion"] = resource_version
         async with self._session.get(self.path(kind), params=params, headers=self._headers()) as resp:
             if resp.status >= 300:
-                raise KubeError(f"watch {kind}/{name}: HTTP {resp.status}")
+                raise KubeError(f"watch {kind}/{name}: HTTP {resp.status}", resp.status)
             async for line in resp.content:
                 if not line.strip():
                     continue
@@ -96,7 +98,7 @@ class KubeClient:
 async def _json(resp: aiohttp.ClientResponse) -> JSON:
     if resp.status >= 300:
         text = (await resp.text())[:200]
-        raise KubeError(f"{resp.method} {resp.url.path}: HTTP {resp.status}: {text}")
+        raise KubeError(f"{resp.method} {resp.url.path}: HTTP {resp.status}: {text}", resp.status)
     data = await resp.json(loads=orjson.loads, content_type=None)
     if not isinstance(data, dict):
         raise KubeError(f"{resp.method} {resp.url.path}: not a JSON object")

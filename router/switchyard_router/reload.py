@@ -23,9 +23,9 @@ import yaml
 
 from .credentials import CredentialStore
 from .envconfig import EnvConfigError
-from .kube import JSON, KubeClient
+from .kube import JSON, KubeClient, KubeError
 from .server import Router
-from .sources import Sources, table_from_document
+from .sources import Sources, read_table_file, table_from_document
 from .table import TableError
 
 log = logging.getLogger("switchyard.router")
@@ -65,14 +65,19 @@ def files_signature(sources: Sources) -> tuple[object, ...]:
     return tuple(parts)
 
 
-async def watch_files(router: Router, sources: Sources, interval: float) -> None:
+async def watch_files(
+    router: Router,
+    sources: Sources,
+    interval: float,
+    load: Callable[[], tuple[Any, CredentialStore]] | None = None,
+) -> None:
     seen = files_signature(sources)
     while True:
         await asyncio.sleep(interval)
         current = files_signature(sources)
         if current != seen:
             seen = current
-            reload_from(router, sources.load, "files")
+            reload_from(router, load or sources.load, "files")
 
 
 def credentials_from_secret(secret: JSON | None) -> CredentialStore:
@@ -86,23 +91,48 @@ def credentials_from_secret(secret: JSON | None) -> CredentialStore:
 
 
 class APIWatch:
-    """Follows the policy's ConfigMap and Secret through the API server."""
+    """Follows the policy's table (`<policy>-routes`) through the API server, and its keys
+    (`<policy>-credentials`) too when they come from the API (`credentialsDelivery: APIWatch`).
 
-    def __init__(self, router: Router, kube: KubeClient, policy: str) -> None:
+    The newest table wins: the one the watch delivered, else the mounted file. Keys come from
+    the Secret through the API, or from the mounted credentials directory; never from the
+    router's environment. A ConfigMap the pod may not read (no `routerAccess` grant) leaves the
+    mounted file as the only source, said once; a Secret it may not read is an error, retried.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        kube: KubeClient,
+        policy: str,
+        *,
+        config: Path | None = None,
+        credentials_dir: Path | None = None,
+        credentials_from_api: bool = False,
+    ) -> None:
         self.router = router
         self.kube = kube
         self.names = {"configmaps": f"{policy}-routes", "secrets": f"{policy}-credentials"}
         self.objects: dict[str, JSON | None] = {"configmaps": None, "secrets": None}
+        self.config = config
+        self.credentials_dir = credentials_dir
+        self.credentials_from_api = credentials_from_api
+
+    def load(self) -> tuple[Any, CredentialStore]:
+        configmap = self.objects["configmaps"]
+        if configmap is not None:
+            table = table_from_document(configmap)
+        elif self.config is not None:
+            table = read_table_file(self.config)
+        else:
+            raise TableError(f"no routing table yet: {self.names['configmaps']} has not arrived")
+        if self.credentials_from_api:
+            return table, credentials_from_secret(self.objects["secrets"])
+        return table, CredentialStore.load(self.credentials_dir, {})
 
     def _apply(self) -> None:
-        configmap = self.objects["configmaps"]
-        if configmap is not None:  # keys alone make no table
-
-            def load() -> tuple[Any, CredentialStore]:
-                table = table_from_document(configmap)
-                return table, credentials_from_secret(self.objects["secrets"])
-
-            reload_from(self.router, load, "the API")
+        if self.objects["configmaps"] is not None or self.config is not None:  # keys alone make no table
+            reload_from(self.router, self.load, "the API")
 
     async def follow(self, kind: str, retry_delay: float = 1.0) -> None:
         name = self.names[kind]
@@ -123,13 +153,22 @@ class APIWatch:
                 delay = retry_delay
             except asyncio.CancelledError:
                 raise
+            except KubeError as exc:
+                if exc.status == 403 and kind == "configmaps":
+                    log.info("this pod may not read %s/%s: following the mounted table only", kind, name)
+                    return
+                level = logging.ERROR if exc.status == 403 else logging.WARNING
+                log.log(level, "watching %s/%s failed (%s): retrying in %gs", kind, name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
             except Exception as exc:  # the API may be down: keep serving, retry with backoff
                 log.warning("watching %s/%s failed (%s): retrying in %gs", kind, name, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
     async def run(self) -> None:
-        await asyncio.gather(self.follow("configmaps"), self.follow("secrets"))
+        kinds = ["configmaps", "secrets"] if self.credentials_from_api else ["configmaps"]
+        await asyncio.gather(*(self.follow(kind) for kind in kinds))
 
 
 async def cancel(tasks: list[asyncio.Task[None]]) -> None:

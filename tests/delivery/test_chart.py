@@ -63,6 +63,20 @@ CASES = [
      "values": {"proxy": {"httpsProxy": "http://proxy.corp:3128", "noProxy": ".svc.cluster.local,vllm"}}},
     {"name": "unscrapable", "namespace": NS,
      "values": {"sidecar": {"healthPort": None}, "monitoring": {"podMonitor": {"enabled": True}}}},
+    {"name": "tenancy", "namespace": NS, "values": {
+        # Two teams sharing a namespace: each ServiceAccount gets its own policies only.
+        "routerAccess": [
+            {"namespace": "shared", "serviceAccounts": ["team-a-bot"], "policies": ["team-a", "team-a-batch"],
+             "credentialsThroughAPI": ["team-a-batch"]},
+            {"namespace": "shared", "serviceAccounts": ["team-b-bot"], "policies": ["team-b"]},
+        ],
+        "networkPolicy": {"apiServer": ["10.0.0.0/24"], "openOtherPorts": False}}},
+    {"name": "twice", "namespace": NS, "values": {"routerAccess": [
+        {"namespace": "team-a", "serviceAccounts": ["chatbot"], "policies": ["team-a"]},
+        {"namespace": "team-a", "serviceAccounts": ["chatbot"], "policies": ["team-b"]}]}},
+    {"name": "badapi", "namespace": NS, "values": {"routerAccess": [
+        {"namespace": "team-a", "serviceAccounts": ["chatbot"], "policies": ["team-a"],
+         "credentialsThroughAPI": ["team-b"]}]}},
 ]
 
 
@@ -167,9 +181,12 @@ def test_schema_refuses_bad_values_at_install(rendered: dict[str, Any]) -> None:
     assert "replicas" in rendered["cases"]["bad"]["error"]
     assert "httpsProxy" in rendered["cases"]["badproxy"]["error"]
     assert "loopback-only router cannot be scraped" in rendered["cases"]["unscrapable"]["error"]
+    assert "team-b in credentialsThroughAPI of namespace team-a is not among its policies" in (
+        rendered["cases"]["badapi"]["error"])
+    assert "ServiceAccount team-a/chatbot is listed twice; merge its entries" in rendered["cases"]["twice"]["error"]
 
 
-@pytest.mark.parametrize("case", ["sy", "full", "loopback", "proxied", "trusted"])
+@pytest.mark.parametrize("case", ["sy", "full", "loopback", "proxied", "trusted", "tenancy"])
 def test_every_manifest_is_valid_kubernetes(rendered: dict[str, Any], kubernetes_validate: Any, case: str) -> None:
     docs = documents(rendered, case)
     crds = [d for p in sorted((CHART / "crds").glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
@@ -201,7 +218,7 @@ def test_default_operator_deployment(rendered: dict[str, Any]) -> None:
     docs = documents(rendered, "sy")
     assert kinds(docs) == {
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ConfigMap",
-        "MutatingWebhookConfiguration", "PodDisruptionBudget", "ClusterKopfPeering",
+        "MutatingWebhookConfiguration", "PodDisruptionBudget", "ClusterKopfPeering", "NetworkPolicy",
     }, "monitoring and cert-manager are off by default"
     deployment = find(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 2
@@ -251,6 +268,7 @@ def test_operator_rbac_is_least_privilege(rendered: dict[str, Any]) -> None:
     assert cluster == {
         "core/namespaces": {"list", "watch"},
         "apiextensions.k8s.io/customresourcedefinitions": {"list", "watch"},
+        "authorization.k8s.io/subjectaccessreviews": {"create"},  # a pod's right to its policy
         "kopf.dev/clusterkopfpeerings": {"get", "list", "watch", "patch"},
         "admissionregistration.k8s.io/mutatingwebhookconfigurations[sy-switchyard-sidecar-injector]": {"get", "patch"},
     }
@@ -272,6 +290,72 @@ def test_operator_rbac_is_least_privilege(rendered: dict[str, Any]) -> None:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
     binding = find(docs, "ClusterRoleBinding", "sy-switchyard-operator")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sy-switchyard", "namespace": NS}]
+
+
+# What a router may ever be granted: each rule names its objects, and reads (or `use`s) them.
+ROUTER_VERBS = {"switchyard.dev/routingpolicies": {"use"}, "core/configmaps": {"get", "watch"},
+                "core/secrets": {"get", "watch"}}
+
+
+def test_router_rbac_is_least_privilege(rendered: dict[str, Any]) -> None:
+    docs = documents(rendered, "tenancy")
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Role" and "-router-" in d["metadata"]["name"]}
+    assert set(roles) == {"tenancy-switchyard-router-team-a-bot", "tenancy-switchyard-router-team-b-bot"}
+    roles = {name.rsplit("-router-", 1)[1]: role for name, role in roles.items()}
+    assert rules_by_resource(roles["team-a-bot"]) == {
+        "switchyard.dev/routingpolicies[team-a,team-a-batch]": {"use"},
+        "core/configmaps[team-a-routes,team-a-batch-routes]": {"get", "watch"},
+        # Only the policy that delivers its keys through the API: its Secret, by name.
+        "core/secrets[team-a-batch-credentials]": {"get", "watch"},
+    }
+    assert rules_by_resource(roles["team-b-bot"]) == {
+        "switchyard.dev/routingpolicies[team-b]": {"use"},
+        "core/configmaps[team-b-routes]": {"get", "watch"},
+    }
+    for role in roles.values():
+        for rule in role["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    allowed = ROUTER_VERBS.get(f"{group or 'core'}/{resource}")
+                    assert allowed is not None, f"routers need nothing of {group}/{resource}"
+                    assert set(rule["verbs"]) <= allowed, f"{resource}: {rule['verbs']} is broader than {allowed}"
+            assert rule.get("resourceNames"), f"a router rule without resourceNames: {rule}"
+    binding = find(docs, "RoleBinding", "tenancy-switchyard-router-team-b-bot")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "team-b-bot", "namespace": "shared"}]
+    assert binding["roleRef"]["name"] == "tenancy-switchyard-router-team-b-bot"
+
+
+def test_network_policies(rendered: dict[str, Any]) -> None:
+    docs = documents(rendered, "tenancy")
+    operator = find(docs, "NetworkPolicy", "tenancy-switchyard-operator")["spec"]
+    assert operator["policyTypes"] == ["Ingress"]
+    webhook, metrics = operator["ingress"]
+    assert webhook == {"ports": [{"port": "webhook", "protocol": "TCP"}], "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]}
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}, "podSelector": {}}
+    assert metrics == {"ports": [{"port": "metrics", "protocol": "TCP"}], "from": [monitoring]}
+    health = find(docs, "NetworkPolicy", "tenancy-switchyard-router-health")
+    assert health["metadata"]["namespace"] == "shared"  # once per namespace
+    spec = health["spec"]
+    assert spec["podSelector"] == {"matchExpressions": [{"key": "switchyard.dev/policy", "operator": "Exists"}]}
+    (only,) = spec["ingress"]  # openOtherPorts: false
+    assert only["ports"] == [{"port": 9464, "protocol": "TCP"}]
+    the_operator = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NS}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "switchyard",
+                                                    "app.kubernetes.io/instance": "tenancy",
+                                                    "app.kubernetes.io/component": "operator"}}}
+    assert only["from"] == [the_operator, monitoring]
+
+    # The defaults: the webhook port open to any source (the API server's address is the
+    # cluster's), and the app's own ports left open beside the routers' health port.
+    full = documents(rendered, "full")
+    (webhook, _) = find(full, "NetworkPolicy", "full-switchyard-operator")["spec"]["ingress"]
+    assert "from" not in webhook
+    health_port, others = find(full, "NetworkPolicy", "full-switchyard-router-health")["spec"]["ingress"]
+    assert health_port["ports"] == [{"port": 9464, "protocol": "TCP"}]
+    assert others == {"ports": [
+        {"port": 1, "endPort": 9463, "protocol": "TCP"}, {"port": 9465, "endPort": 65535, "protocol": "TCP"},
+        {"port": 1, "endPort": 65535, "protocol": "UDP"}, {"port": 1, "endPort": 65535, "protocol": "SCTP"}]}
+    assert not [d for d in documents(rendered, "loopback") if d["kind"] == "NetworkPolicy" and "health" in d["metadata"]["name"]]
 
 
 def test_webhook_configuration_matches_the_operator(rendered: dict[str, Any]) -> None:
@@ -327,15 +411,16 @@ def test_cert_manager_monitoring_and_watched_namespaces(rendered: dict[str, Any]
     assert "kopf.dev/clusterkopfpeerings" not in cluster
     assert not any(k.startswith("admissionregistration") for k in cluster), "cert-manager injects the caBundle"
 
-    # The routers' Role: their policy's ConfigMap and Secret by name, and no write at all.
-    router = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "full-switchyard-router")
+    # The routers' Role: `use` on their policy and its table, by name, and no write at all.
+    router = find(docs, "Role", "full-switchyard-router-chatbot")
     assert router["metadata"]["namespace"] == "team-a"
     assert rules_by_resource(router) == {
-        "core/configmaps[chatbot-routes]": {"get", "list", "watch"},
-        "core/secrets[chatbot-credentials]": {"get", "list", "watch"},
+        "switchyard.dev/routingpolicies[chatbot]": {"use"},
+        "core/configmaps[chatbot-routes]": {"get", "watch"},
     }
-    binding = next(d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "full-switchyard-router")
-    assert [s["name"] for s in binding["subjects"]] == ["chatbot", "batch"]
+    assert rules_by_resource(find(docs, "Role", "full-switchyard-router-batch")) == rules_by_resource(router)
+    binding = find(docs, "RoleBinding", "full-switchyard-router-batch")
+    assert [s["name"] for s in binding["subjects"]] == ["batch"]
 
 
 def test_monitoring_objects(rendered: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import jsonpatch
 import pytest
+from switchyard_operator.models import CredentialsDelivery
 from switchyard_operator.webhook import (
     BASE_URL_ANNOTATION,
     INJECTED_ANNOTATION,
@@ -208,13 +209,36 @@ def test_port_clashes_are_refused_and_the_annotation_moves_the_router() -> None:
             inject_sidecar(pod({PORT_ANNOTATION: bad}), "chatbot", SETTINGS)
 
 
-def test_idempotent() -> None:
+def test_a_pod_that_comes_with_any_part_of_the_injection_is_refused() -> None:
+    # The operator trusts what admission put into a router pod (its policy, its health port),
+    # so nothing of it may come pre-made: a second pass, a forged marker, a look-alike router.
     once = inject_sidecar(pod(), "chatbot", SETTINGS)
-    assert inject_sidecar(once, "chatbot", SETTINGS) == once
-    # Also when the marker annotation was dropped but the container is there.
+    with pytest.raises(InjectionError, match=f"already carries the annotation {INJECTED_ANNOTATION}"):
+        inject_sidecar(once, "chatbot", SETTINGS)
     unmarked = copy.deepcopy(once)
     del unmarked["metadata"]["annotations"][INJECTED_ANNOTATION]
-    assert inject_sidecar(unmarked, "chatbot", SETTINGS) == unmarked
+    with pytest.raises(InjectionError, match="already carries a container named switchyard-router"):
+        inject_sidecar(unmarked, "chatbot", SETTINGS)
+    lookalike = pod(containers=[{"name": "app", "image": "chatbot:1"}, {
+        "name": "helper", "image": "x", "args": ["--policy", "team-b"],
+        "ports": [{"name": "router-health", "containerPort": 9999}]}])
+    with pytest.raises(InjectionError, match=r"a port named router-health \(container helper\)"):
+        inject_sidecar(lookalike, "chatbot", SETTINGS)
+    marked = pod({INJECTED_ANNOTATION: "team-b"})
+    with pytest.raises(InjectionError, match=f"keep only the annotation {POLICY_ANNOTATION}"):
+        inject_sidecar(marked, "chatbot", SETTINGS)
+
+
+def test_keys_through_the_api_mount_no_credentials() -> None:
+    injected = inject_sidecar(pod(), "chatbot", SETTINGS, CredentialsDelivery.API_WATCH)
+    router = sidecar(injected)
+    assert "--credentials-from-api" in router["args"] and "--credentials-dir" not in router["args"]
+    assert [m["name"] for m in router["volumeMounts"]] == ["switchyard-table"]
+    assert [v["name"] for v in injected["spec"]["volumes"]] == ["switchyard-table"]
+    # Mounted (the default): into the router's container only, never the app's.
+    mounted = inject_sidecar(pod(), "chatbot", SETTINGS)
+    assert [m["name"] for m in sidecar(mounted)["volumeMounts"]] == ["switchyard-table", "switchyard-credentials"]
+    assert "volumeMounts" not in mounted["spec"]["containers"][0]
 
 
 def test_json_patch_of_the_difference_reproduces_the_mutation() -> None:

@@ -81,7 +81,12 @@ async def create_webhook_configuration(kube: Kube) -> None:
     })
 
 
-def review(annotations: dict[str, str]) -> dict[str, Any]:
+def review(
+    annotations: dict[str, str], *, account: str | None = None, operation: str = "CREATE", **spec: Any
+) -> dict[str, Any]:
+    pod_spec: dict[str, Any] = {"containers": [{"name": "app", "image": "chatbot:1"}], **spec}
+    if account is not None:
+        pod_spec["serviceAccountName"] = account
     return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -90,17 +95,35 @@ def review(annotations: dict[str, str]) -> dict[str, Any]:
             "kind": {"group": "", "version": "v1", "kind": "Pod"},
             "resource": {"group": "", "version": "v1", "resource": "pods"},
             "namespace": "team",
-            "operation": "CREATE",
+            "operation": operation,
             "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+            # As the API server sends it: the namespace is the request's, not yet in the body.
             "object": {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"generateName": "chatbot-", "namespace": "team", "annotations": annotations},
-                "spec": {"containers": [{"name": "app", "image": "chatbot:1"}]},
+                "metadata": {"generateName": "chatbot-", "annotations": annotations},
+                "spec": pod_spec,
             },
             "dryRun": False,
         },
     }
+
+
+async def grant_use(kube: Kube, namespace: str, account: str, policies: list[str]) -> None:
+    """What the chart's routerAccess gives a ServiceAccount: `use` on its policies, by name."""
+    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/" + namespace
+    await kube.create(f"{rbac}/roles", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": f"router-{account}", "namespace": namespace},
+        "rules": [{"apiGroups": ["switchyard.dev"], "resources": ["routingpolicies"],
+                   "resourceNames": policies, "verbs": ["use"]}],
+    })
+    await kube.create(f"{rbac}/rolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": f"router-{account}", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"router-{account}"},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    })
 
 
 @pytest.fixture
@@ -157,6 +180,7 @@ async def test_admission_review_over_https(webhook: int, kube: Kube) -> None:
     assert configuration is not None
     assert configuration["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
 
+    await grant_use(kube, "team", "default", ["chatbot"])
     request = review({POLICY_ANNOTATION: "chatbot"})
     answer = await post_review(webhook, ca, request)
     response = answer["response"]

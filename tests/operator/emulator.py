@@ -10,7 +10,8 @@ watch after its resourceVersion (objects the client listed are not sent again). 
 does that, so kopf and the operator behave here as they would on a cluster. kmock also reads
 `/api/v1/namespaces[/NAME]` (the Namespace objects themselves, which kopf lists to find the
 namespaces it serves) as a namespace prefix with nothing after it, and answers 500; the path
-parser is widened below for exactly that shape.
+parser is widened below for exactly that shape. Requests made with a ServiceAccount's token are
+authorized by RBAC, and SubjectAccessReviews are answered, as a cluster does (authz.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import attrs
 import jsonpatch
 from kmock import KubernetesEmulator, KubernetesError, Request, action, method, resource
 from kmock._internal import parsing
+
+from . import authz
 
 _parse_path = parsing.parse_path
 
@@ -121,6 +124,10 @@ def selects(params: Mapping[str, str], obj: Mapping[str, Any]) -> bool:
 @attrs.define(kw_only=True)
 class Emulator(KubernetesEmulator):
     _rv: int = attrs.field(default=100, init=False)
+    # Bearer tokens of ServiceAccounts (token -> "system:serviceaccount:NS:NAME"): requests that
+    # carry one are authorized by RBAC over the stored Roles and bindings (authz.py). Requests
+    # without a known token (the operator, the tests) are the cluster admin.
+    tokens: dict[str, str] = attrs.field(factory=dict)
 
     # ----------------------------------------------------------------- helpers
 
@@ -274,9 +281,39 @@ class Emulator(KubernetesEmulator):
         await self._delete(key)
         return 200, current
 
+    def _rbac_objects(self) -> list[tuple[str, JSON]]:
+        return [
+            (key[0].plural, obj)
+            for key in list(self.objects)
+            if key[0].group == "rbac.authorization.k8s.io" and (obj := self._live(key)) is not None
+        ]
+
+    def _attributes(self, request: Request, user: str) -> authz.Attributes:
+        res = request.resource
+        assert res is not None
+        verbs = {action.FETCH: "get", action.LIST: "list", action.WATCH: "watch", action.CREATE: "create",
+                 action.DELETE: "delete"}
+        verb = verbs.get(request.action) or ("update" if request.method == method.PUT else "patch")
+        name = request.name
+        if name is None and verb in ("list", "watch"):
+            match = re.search(r"(?:^|,)metadata\.name==?([^,]+)", request.params.get("fieldSelector") or "")
+            name = match[1] if match else None
+        resource = res.plural + (f"/{request.subresource}" if request.subresource else "")
+        return authz.Attributes(user, verb, res.group, resource, request.namespace, name)
+
     async def _handle(self, request: Request) -> aiohttp.web.StreamResponse:
         if request.resource is None:
             return await super()._handle(request)
+        token = (request.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if token in self.tokens:
+            attrs = self._attributes(request, self.tokens[token])
+            if not authz.allowed(self._rbac_objects(), attrs):
+                return await self._render_error(
+                    KubernetesError(status=403, reason="Forbidden", message=f"forbidden: {attrs.describe()}")
+                )
+        if request.resource.plural == "subjectaccessreviews" and request.action == action.CREATE:
+            answer = authz.review(self._rbac_objects(), request.data)
+            return aiohttp.web.json_response(answer, status=201, dumps=json.dumps)
         verb: Any = None
         if request.action == action.CREATE:
             verb = self._create(request)

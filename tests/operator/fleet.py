@@ -77,11 +77,30 @@ class Fleet:
         self.kube = kube
         self.ports: dict[str, HealthPort] = {}
 
-    async def add(self, name: str, policy: str = "chat", **spec: Any) -> HealthPort:
+    async def grant(self, account: str, policy: str, namespace: str = NS) -> None:
+        """What the chart's routerAccess gives: `use` on the policy, by name."""
+        name = f"router-{account}-{policy}"
+        rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+        if await self.kube.get(f"{rbac}/roles/{name}") is not None:
+            return
+        await self.kube.create(f"{rbac}/roles", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name},
+            "rules": [{"apiGroups": ["switchyard.dev"], "resources": ["routingpolicies"],
+                       "resourceNames": [policy], "verbs": ["use"]}],
+        })
+        await self.kube.create(f"{rbac}/rolebindings", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        })
+
+    async def add(self, name: str, policy: str = "chat", *, granted: bool = True, **spec: Any) -> HealthPort:
         port = self.ports.get(name)
         if port is None:
             port = self.ports[name] = HealthPort()
             await port.start()
+        if granted:
+            await self.grant(spec.get("serviceAccountName", "chatbot"), policy)
         await self.kube.create(core_path("pods", NS), router_pod_body(name, policy, port.port, **spec))
         await self.kube.patch(core_path("pods", NS, name) + "/status",
                               {"status": {"phase": "Running", "podIP": "127.0.0.1"}})

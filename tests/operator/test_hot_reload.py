@@ -21,7 +21,7 @@ from switchyard_operator.kube import core_path, custom_path
 from switchyard_sim.server import Simulator
 
 from .conftest import cm_path, eventually, policy_path, provider_path
-from .fleet import free_port, router_pod_body
+from .fleet import Fleet, free_port, router_pod_body
 from .manifests import NS, policy, provider, secret
 from .test_spend_operator import fast_reports
 
@@ -48,6 +48,7 @@ async def start_router(api_url: str, port: int, health_port: int) -> asyncio.sub
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "switchyard_router", "--port", str(port), "--policy", "chat",
         "--kube-api", api_url, "--kube-namespace", NS, "--report-interval", "0.5", "--env-file", "/nonexistent",
+        "--credentials-from-api",
         "--health-port", str(health_port), "--health-host", "127.0.0.1",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )
@@ -65,6 +66,7 @@ async def test_a_policy_change_reaches_a_router_under_load_without_a_failed_requ
     await eventually(lambda: kube.get(cm_path("chat")))
 
     health_port = free_port()
+    await Fleet(kube).grant("chatbot", "chat")
     await kube.create(core_path("pods", NS), router_pod_body("chatbot-0", "chat", health_port))
     await kube.patch(core_path("pods", NS, "chatbot-0") + "/status", {"status": {"phase": "Running", "podIP": "127.0.0.1"}})
     router = await start_router(str(api.url), unused_tcp_port, health_port)

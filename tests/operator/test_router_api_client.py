@@ -16,6 +16,7 @@ from switchyard_operator.kube import Kube, core_path
 from switchyard_router.kube import KubeClient, KubeConfig, KubeError
 from switchyard_router.reload import APIWatch
 from switchyard_router.server import Router
+from switchyard_router.table import TableError
 
 from .conftest import eventually
 from .emulator import Emulator
@@ -113,7 +114,7 @@ async def test_the_policy_objects_are_followed_and_a_deletion_keeps_the_table(
     kube: Kube, client: KubeClient, caplog: pytest.LogCaptureFixture
 ):
     router = Router()
-    watch = APIWatch(router, client, "p")
+    watch = APIWatch(router, client, "p", credentials_from_api=True)
     tasks = [
         asyncio.ensure_future(watch.follow(kind, retry_delay=0.05)) for kind in ("configmaps", "secrets")
     ]
@@ -137,6 +138,28 @@ async def test_the_policy_objects_are_followed_and_a_deletion_keeps_the_table(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_table_the_pod_may_not_read_leaves_the_mounted_one(
+    api: Emulator, client: KubeClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    # No routerAccess grant for this pod: the API says 403, and the router serves the mounted
+    # table and the mounted keys, without retrying the API forever.
+    api[f"get {core_path('configmaps', NS)}/p-routes"] << 403 << {"message": "configmaps is forbidden"}
+    caplog.set_level(logging.INFO, "switchyard.router")
+    config = tmp_path / "table.yaml"
+    config.write_text(yaml.safe_dump(TABLE))
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "oa.main").write_text("sk-mounted-0001")
+    router = Router()
+    watch = APIWatch(router, client, "p", config=config, credentials_dir=creds)
+    await asyncio.wait_for(watch.run(), 5)  # returns: nothing left to follow
+    assert "may not read configmaps/p-routes: following the mounted table only" in caplog.text
+    table, keys = watch.load()
+    assert [r.name for r in table.routes] == ["chat"] and keys.get("oa.main") == "sk-mounted-0001"
+    with pytest.raises(TableError, match="no routing table yet: p-routes has not arrived"):
+        APIWatch(router, client, "p").load()
 
 
 async def test_following_backs_off_while_the_api_fails(

@@ -41,10 +41,10 @@ async def refusals(kube, pod: str) -> list[str]:
             if e.get("reason") == "UsageReportRefused" and e["involvedObject"]["name"] == pod]
 
 
-def metric_lines() -> list[str]:
+def metric_lines(policy: str = "team-a") -> list[str]:
     registry = CollectorRegistry()
     registry.register(REPORTS)
-    return [line for line in generate_latest(registry).decode().splitlines() if "team-a" in line]
+    return [line for line in generate_latest(registry).decode().splitlines() if f'policy="{policy}"' in line]
 
 
 async def test_forged_usage_is_refused_reported_and_harmless(api, kube, fleet):
@@ -120,3 +120,28 @@ async def test_forged_usage_is_refused_reported_and_harmless(api, kube, fleet):
         body = await kube.get(provider_path("b-only"))
         within = [c for c in body["status"]["conditions"] if c["type"] == "WithinBudget"]
         assert not within or within[0]["status"] == "True"
+
+
+async def test_a_pod_admitted_without_the_webhook_counts_for_nothing(api, kube, fleet):
+    # Created while no webhook answered (failurePolicy: Ignore), a pod of team A's ServiceAccount
+    # carries a hand-made router that claims team B's policy. Its reports are not pulled.
+    await setup(kube)
+    await fleet.grant("team-a", "team-a")
+    await fleet.add("sneaky", policy="team-b", granted=False, serviceAccountName="team-a")
+    forger = router("sneaky", "team-b")
+    forger.record("b-only", "m1", Usage(input_tokens=10**9, output_tokens=0, reported=True), PRICE)
+    fleet.publish(forger.snapshot(table_hash="h"))
+    async with running_operator(api):
+        async def told():
+            events = await kube.list(core_path("events", NS))
+            messages = [e["message"] for e in events if e.get("reason") == "UsageNotPulled"]
+            assert messages == [
+                "ServiceAccount team-a may not use RoutingPolicy team-b: this pod's usage is not pulled "
+                "(grant the verb 'use' on the policy, e.g. with the chart's routerAccess)"], messages
+            return True
+
+        await eventually(told, WAIT)
+        await asyncio.sleep(4 * INTERVAL)
+        assert fleet.ports["sneaky"].pulls == 0
+        assert not (await spend_of(kube, "b-only")).get("requests")
+        assert any('policy="team-b"' in line and 'outcome="NotAllowed"' in line for line in metric_lines("team-b"))
