@@ -167,6 +167,8 @@ async def _compile(workdir: Path, env: dict[str, str]) -> None:
         "demo",
         "--output-dir",
         str(workdir),
+        # The simulator is on loopback: allow-listed, as the chart's endpoints.allowed would.
+        f"--allow-endpoint=http://127.0.0.1:{SIM_PORT}",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 import kopf
@@ -54,6 +55,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also serve the sidecar-injection webhook, configured by this YAML file (see webhook.py)",
     )
     parser.add_argument(
+        "--allow-endpoint", action="append", default=[], metavar="URL",
+        help="also let keys go to baseURLs under this URL prefix (repeatable), e.g. "
+        "https://llm-proxy.corp.example, http://vllm.models.svc:8000, https://*.openai.azure.com, "
+        "http://127.0.0.1:*; each type's official https host needs no entry (docs/security.md)",
+    )
+    parser.add_argument(
         "--log-format", choices=["text", "json"], default="text",
         help="json: one object a line, as kopf writes them, for a log pipeline",
     )
@@ -70,6 +77,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from . import handlers  # noqa: F401  registers the handlers
+    from .endpoints import EndpointError, EndpointPolicy
+
+    try:
+        endpoints = EndpointPolicy.parse(args.allow_endpoint)
+    except EndpointError as exc:
+        print(f"switchyard-operator: --allow-endpoint: {exc}", file=sys.stderr)
+        return 2
 
     if args.webhook is not None:
         from .webhook import WebhookConfig, register
@@ -94,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             standalone=args.standalone,
             priority=args.priority,
             liveness_endpoint=args.liveness,
-            memo=kopf.Memo(connection=None),
+            memo=kopf.Memo(connection=None, endpoints=endpoints),
         )
     )
     return 0

@@ -34,6 +34,7 @@ from switchyard_router.table import (
 )
 
 from .budget import is_disabled
+from .endpoints import EndpointPolicy
 from .grants import GrantedSecret, opt_in_fix
 from .models import LLMProviderSpec, RouteChain, RoutingPolicySpec
 from .replicas import share_of
@@ -51,6 +52,7 @@ class Reason(StrEnum):
     UNKNOWN_PROVIDER = "UnknownProvider"
     SECRET_NOT_GRANTED = "SecretNotGranted"
     KEY_MISSING = "KeyMissing"
+    ENDPOINT_NOT_ALLOWED = "EndpointNotAllowed"
     INVALID_TABLE = "InvalidTable"
 
 
@@ -151,8 +153,11 @@ def _not_granted(namespace: str, provider: str, secret: str, grant: GrantedSecre
     )
 
 
-def resolve_provider(body: Mapping[str, Any], secrets: SecretValues) -> ProviderResult:
-    """Check one LLMProvider and its Secrets; build its table entry."""
+def resolve_provider(
+    body: Mapping[str, Any], secrets: SecretValues, endpoints: EndpointPolicy | None = None
+) -> ProviderResult:
+    """Check one LLMProvider, its endpoint and its Secrets; build its table entry. Without an
+    endpoint policy, only the official hosts are allowed."""
     meta = body.get("metadata") or {}
     name = str(meta.get("name", ""))
     namespace = meta.get("namespace") or "default"
@@ -161,6 +166,12 @@ def resolve_provider(body: Mapping[str, Any], secrets: SecretValues) -> Provider
     if spec is None:
         return ProviderResult(None, problems=problems)
     result = ProviderResult(None, secret_names=[c.secret_key_ref.name for c in spec.credentials])
+    if spec.base_url:
+        endpoint = (endpoints or EndpointPolicy()).problem(spec.type, spec.base_url)
+        if endpoint is not None:  # checked before any Secret is looked at: no key for that URL
+            return ProviderResult(
+                None, problems=[Problem(Reason.ENDPOINT_NOT_ALLOWED, resource, "spec.baseURL", endpoint)]
+            )
     credentials: list[Credential] = []
     for i, cred in enumerate(spec.credentials):
         ref = cred.secret_key_ref
@@ -320,6 +331,7 @@ def compile_policy(
     *,
     replicas: Mapping[str, int] | None = None,
     now: datetime | None = None,
+    endpoints: EndpointPolicy | None = None,
 ) -> CompileResult:
     """Compile one RoutingPolicy body against the LLMProvider bodies and Secret values of its
     namespace (providers and secrets keyed by name).
@@ -355,7 +367,7 @@ def compile_policy(
                             )
                         )
             continue
-        resolved[name] = resolve_provider(body, secrets)
+        resolved[name] = resolve_provider(body, secrets, endpoints)
         result.secrets.extend(s for s in resolved[name].secret_names if s not in result.secrets)
         result.problems.extend(resolved[name].problems)
         if any(p.reason is Reason.SECRET_NOT_GRANTED for p in resolved[name].problems):

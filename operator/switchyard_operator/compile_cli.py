@@ -20,6 +20,7 @@ from .compile import (
     describe_chains,
     parse_spec,
 )
+from .endpoints import EndpointError, EndpointPolicy
 from .grants import GrantedSecret, granted_secret, opt_in_fix
 from .models import API_VERSION, LLMProviderSpec
 from .outputs import TABLE_KEY, config_map, dump_yaml
@@ -41,6 +42,9 @@ by a provider but missing from DIR is satisfied from environment variables named
 (secretKeyRef.key, e.g. OPENAI_API_KEY), so a demo can use .env keys (with a warning that the
 cluster's Secret must opt in); --env-file loads such KEY=VALUE lines first. Key values are
 never printed.
+
+Endpoints: a provider's baseURL must be its type's official https host or match an allow-list
+entry given with --allow-endpoint (the chart's endpoints.allowed), as in a cluster.
 """
 
 
@@ -140,13 +144,18 @@ class Workspace:
         return found
 
 
-def check_providers(ws: Workspace) -> list[Problem]:
+def check_providers(ws: Workspace, endpoints: EndpointPolicy) -> list[Problem]:
     """Providers no policy references are still checked: a GitOps pipeline wants every error."""
     problems = []
     for (_, kind), objs in sorted(ws.kinds.items()):
         if kind == "LLMProvider":
             for body in objs.values():
-                problems.extend(parse_spec(LLMProviderSpec, body, "LLMProvider")[1])
+                spec, found = parse_spec(LLMProviderSpec, body, "LLMProvider")
+                problems.extend(found)
+                refused = spec and spec.base_url and endpoints.problem(spec.type, spec.base_url)
+                if refused:
+                    resource = f"LLMProvider {body['metadata']['namespace']}/{body['metadata'].get('name')}"
+                    problems.append(Problem(Reason.ENDPOINT_NOT_ALLOWED, resource, "spec.baseURL", refused))
     return problems
 
 
@@ -189,14 +198,20 @@ def main(argv: list[str] | None = None) -> int:
         "--env-file", type=Path, metavar="FILE",
         help="KEY=VALUE lines (e.g. .env) consulted for keys of Secrets missing from DIR",
     )
+    parser.add_argument(
+        "--allow-endpoint", action="append", default=[], metavar="URL",
+        help="a baseURL prefix the platform allows besides the official hosts (repeatable), as "
+        "the chart's endpoints.allowed, e.g. http://127.0.0.1:9100 for the simulator",
+    )
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
     try:
+        endpoints = EndpointPolicy.parse(args.allow_endpoint)
         if args.env_file:
             env = {**read_env_file(args.env_file), **env}
         ws = Workspace(load_manifests(args.filename), env)
-    except (InputError, OSError) as exc:
+    except (InputError, EndpointError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -212,11 +227,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
 
-    problems = check_providers(ws)
+    problems = check_providers(ws, endpoints)
     results: list[tuple[JSON, CompileResult]] = []
     for policy in policies:
         ns = policy["metadata"]["namespace"]
-        result = compile_policy(policy, ws.of(ns, "LLMProvider"), ws.secrets(ns))
+        result = compile_policy(policy, ws.of(ns, "LLMProvider"), ws.secrets(ns), endpoints=endpoints)
         problems.extend(p for p in result.problems if p not in problems)
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import kopf
 
+from .endpoints import EndpointPolicy
 from .grants import WATCH_SELECTOR
 from .health import DEFAULT_INTERVAL, probe_provider
 from .kube import Kube, KubeError
@@ -80,7 +81,7 @@ async def login(
         info = connection(settings, logger)
     kube = Kube.from_connection(info)
     if memo.get("runtime") is None:
-        memo.runtime = Runtime(kube)
+        memo.runtime = Runtime(kube, endpoints=memo.get("endpoints") or EndpointPolicy())
     else:  # a re-login (expired token): same Runtime, new client
         await memo.runtime.kube.close()
         memo.runtime.kube = kube

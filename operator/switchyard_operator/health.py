@@ -59,11 +59,12 @@ async def probe_provider(
     except ValidationError:
         return DEFAULT_INTERVAL  # Ready says what is wrong; nothing to probe
     interval = parse_duration(spec.health_check.interval)
-    resolved = resolve_provider(body, await read_secrets(rt.kube, namespace, referenced_secrets(body)))
+    secrets = await read_secrets(rt.kube, namespace, referenced_secrets(body))
+    resolved = resolve_provider(body, secrets, rt.endpoints)
     if resolved.provider is None:
         return interval
     key = next(iter(resolved.credentials.values()), None)
-    outcome = await probe(rt.http, resolved.provider, key, spec.health_check)
+    outcome = await probe(rt.http, resolved.provider, key, spec.health_check, rt.endpoints)
 
     async with rt.lock(PROVIDERS, namespace, name):
         body = await rt.kube.get(path)

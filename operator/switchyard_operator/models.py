@@ -266,6 +266,11 @@ class LLMProviderSpec(SpecModel):
                 "reference a Secret under credentials instead",
             ),
             (
+                "!has(self.baseURL) || !self.baseURL.matches('[?#@]')",
+                "baseURL must not carry a query (?), a fragment (#) or user:password@: credentials "
+                "belong in a Secret, paths in the URL's path",
+            ),
+            (
                 "self.type == 'anthropic' || !has(self.promptCache)",
                 "promptCache applies to type anthropic only (the others cache prompts on their own): "
                 "remove it",
@@ -283,7 +288,9 @@ class LLMProviderSpec(SpecModel):
         pattern=URL_PATTERN,
         max_length=2048,
         description="API base URL; defaulted from type (required for openai-compatible). "
-        "OpenAI-compatible bases end in /v1; Anthropic and Gemini bases are hosts.",
+        "OpenAI-compatible bases end in /v1; Anthropic and Gemini bases are hosts. Keys go only "
+        "to the type's official https host or to an endpoint the platform's allow-list names "
+        "(the chart's endpoints.allowed); no query, fragment or user:password@.",
     )
     credentials: list[CredentialSpec] = Field(
         default_factory=list,
@@ -348,6 +355,11 @@ class LLMProviderSpec(SpecModel):
                     f"headers: {header!r} would carry a credential into the ConfigMap; "
                     "reference a Secret under credentials instead"
                 )
+        if self.base_url and re.search("[?#@]", self.base_url):
+            problems.append(
+                "baseURL must not carry a query (?), a fragment (#) or user:password@: credentials "
+                "belong in a Secret, paths in the URL's path"
+            )
         if self.prompt_cache is not None and self.type is not ProviderType.ANTHROPIC:
             problems.append(
                 "promptCache applies to type anthropic only (the others cache prompts on their own): "

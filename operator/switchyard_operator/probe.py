@@ -1,7 +1,10 @@
 """Health probes: one request through the router's own adapters, and the health state machine.
 
 By default a probe lists models (free, authenticated); mode Completion asks for one token.
-The error kept in status is the adapter's classification of the answer, with any key redacted.
+The key goes only to an endpoint the EndpointPolicy allows (checked here once more, right before
+sending, and the client connects only to checked addresses). The error kept in status is a
+classification (error kind, HTTP status, exception kind): never the answer's body or headers,
+which a hostile endpoint chooses, nor an exception's text, which can quote them.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from switchyard_router.adapters import adapter_for
 from switchyard_router.errors import redirect_error
 from switchyard_router.table import Provider, parse_duration
 
+from .endpoints import EndpointPolicy
 from .models import HealthCheckMode, HealthCheckSpec, HealthState, HealthStatus
-from .secrets import redact
+from .pinned_http import EndpointRefused
 
 PROBE_READ_LIMIT = 4096  # bytes of an answer read at most
 
@@ -29,9 +33,16 @@ class ProbeOutcome:
 
 
 async def probe(
-    http: httpx.AsyncClient, provider: Provider, key: str | None, check: HealthCheckSpec
+    http: httpx.AsyncClient,
+    provider: Provider,
+    key: str | None,
+    check: HealthCheckSpec,
+    endpoints: EndpointPolicy | None = None,
 ) -> ProbeOutcome:
     """Send one probe request to the provider and classify the answer."""
+    refused = (endpoints or EndpointPolicy()).problem(provider.type, provider.base_url)
+    if refused is not None:
+        return ProbeOutcome(False, 0, f"EndpointNotAllowed: {refused}")
     adapter = adapter_for(provider.type)
     if check.mode is HealthCheckMode.COMPLETION:
         assert check.model is not None  # the spec validator requires it
@@ -39,6 +50,8 @@ async def probe(
         request = adapter.chat_request(provider, key, check.model, body, stream=False)
     else:
         request = adapter.models_request(provider, key)
+    if not request.url.startswith(provider.base_url + "/"):  # the adapter stays under the base
+        return ProbeOutcome(False, 0, "EndpointNotAllowed: the probe's URL left the provider's baseURL")
     timeout = parse_duration(check.timeout)
     started = clock.monotonic()
     try:
@@ -56,9 +69,10 @@ async def probe(
             answer = await _head(response)
     except (httpx.TimeoutException, TimeoutError):
         return ProbeOutcome(False, _ms(started), f"Timeout: no answer within {check.timeout}")
+    except EndpointRefused as exc:
+        return ProbeOutcome(False, _ms(started), f"EndpointNotAllowed: {exc}")
     except httpx.HTTPError as exc:
-        message = redact(str(exc) or type(exc).__name__, {"key": key or ""})
-        return ProbeOutcome(False, _ms(started), f"ConnectionError: {message}")
+        return ProbeOutcome(False, _ms(started), f"ConnectionError: {_kind(exc)}")
     latency = _ms(started)
     if response.is_success:
         return ProbeOutcome(True, latency)
@@ -66,8 +80,7 @@ async def probe(
         error = redirect_error(provider.name, response.status_code, response.headers.get("location"))
         return ProbeOutcome(False, latency, f"{error.kind}: {error.message}")
     error = adapter.error(response.status_code, response.headers, answer)
-    message = redact(f"{error.kind}: HTTP {response.status_code}: {error.message}", {"key": key or ""})
-    return ProbeOutcome(False, latency, message[:500])
+    return ProbeOutcome(False, latency, f"{error.kind}: HTTP {response.status_code}")
 
 
 async def _head(response: httpx.Response) -> bytes:
@@ -81,6 +94,15 @@ async def _head(response: httpx.Response) -> bytes:
         if len(body) >= PROBE_READ_LIMIT:
             break
     return body[:PROBE_READ_LIMIT]
+
+
+def _kind(exc: httpx.HTTPError) -> str:
+    """What went wrong, in words of our own (httpx's text can quote what the server sent)."""
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect (refused, unreachable, name not resolved or TLS failed)"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the endpoint did not answer in HTTP"
+    return type(exc).__name__
 
 
 def _ms(started: float) -> int:

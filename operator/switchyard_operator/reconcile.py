@@ -26,6 +26,7 @@ from .compile import (
     resolve_provider,
     summarize,
 )
+from .endpoints import EndpointPolicy
 from .grants import GRANTED_SELECTOR, GrantedSecret, granted_secret
 from .kube import Kube, KubeError, core_path, custom_path
 from .outputs import (
@@ -39,6 +40,7 @@ from .outputs import (
     owned_by,
     routes_name,
 )
+from .pinned_http import pinned_client
 from .propagation import routers_status
 from .replicas import live_per_policy, replicas_per_provider
 from .usage_reports import Routers, UsageSettings
@@ -61,7 +63,9 @@ class Runtime:
     """What the handlers share: the API client, the probe HTTP client, per-object locks."""
 
     kube: Kube
-    http: httpx.AsyncClient = field(default_factory=httpx.AsyncClient)
+    # Where keys may go (endpoints.py); the probes' client connects only to checked addresses.
+    endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)
+    http: httpx.AsyncClient = field(init=False)
     events: EventSink = kopf_events
     locks: dict[tuple[str, str, str], asyncio.Lock] = field(default_factory=dict)
     usage: UsageSettings = field(default_factory=UsageSettings.from_env)
@@ -72,6 +76,9 @@ class Runtime:
     # Final pulls of terminating router pods, by pod uid.
     finals: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     started_at: datetime = field(default_factory=clock.now)
+
+    def __post_init__(self) -> None:
+        self.http = pinned_client(self.endpoints)
 
     def lock(self, kind: str, namespace: str, name: str) -> asyncio.Lock:
         return self.locks.setdefault((kind, namespace, name), asyncio.Lock())
@@ -283,7 +290,9 @@ async def reconcile_policy(
         }
         providers_of[name] = referenced_providers(policy)
         replicas = replicas_per_provider(providers_of, live)
-        result = compile_policy(policy, providers, secrets, replicas=replicas, now=now)
+        result = compile_policy(
+            policy, providers, secrets, replicas=replicas, now=now, endpoints=rt.endpoints
+        )
         generation = policy["metadata"].get("generation")
         old: JSON = policy.get("status") or {}
         new: JSON = {"observedGeneration": generation}
@@ -372,7 +381,7 @@ async def reconcile_provider(
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None
         secrets = await read_secrets(rt.kube, namespace, referenced_secrets(body))
-        result = resolve_provider(body, secrets)
+        result = resolve_provider(body, secrets, rt.endpoints)
         generation = body["metadata"].get("generation")
         old: JSON = body.get("status") or {}
         if result.provider is not None and not result.problems:

@@ -47,6 +47,7 @@ FULL_VALUES: dict[str, Any] = {
         "dashboard": {"enabled": True},
     },
     "operator": {"watchNamespaces": ["team-a", "team-b"]},
+    "endpoints": {"allowed": ["http://vllm.models.svc.cluster.local:8000", "https://*.openai.azure.com"]},
     "routerAccess": [{"namespace": "team-a", "serviceAccounts": ["chatbot", "batch"], "policies": ["chatbot"]}],
 }
 CASES = [
@@ -57,6 +58,7 @@ CASES = [
     {"name": "bad", "namespace": NS, "values": {"operator": {"replicas": 0}}},
     {"name": "badlog", "namespace": NS, "values": {"logFormat": "yaml"}},
     {"name": "badproxy", "namespace": NS, "values": {"proxy": {"httpsProxy": "socks5://proxy:1080"}}},
+    {"name": "badendpoint", "namespace": NS, "values": {"endpoints": {"allowed": ["https://x/?token=1"]}}},
     {"name": "json", "namespace": NS, "values": {"logFormat": "json"}},
     {"name": "trusted", "namespace": NS, "values": {"trustBundle": {"configMap": "corp-ca"}}},
     {"name": "proxied", "namespace": NS,
@@ -180,6 +182,7 @@ def test_lint_is_clean(rendered: dict[str, Any]) -> None:
 def test_schema_refuses_bad_values_at_install(rendered: dict[str, Any]) -> None:
     assert "replicas" in rendered["cases"]["bad"]["error"]
     assert "httpsProxy" in rendered["cases"]["badproxy"]["error"]
+    assert "endpoints" in rendered["cases"]["badendpoint"]["error"]
     assert "loopback-only router cannot be scraped" in rendered["cases"]["unscrapable"]["error"]
     assert "team-b in credentialsThroughAPI of namespace team-a is not among its policies" in (
         rendered["cases"]["badapi"]["error"])
@@ -219,6 +222,7 @@ def test_default_operator_deployment(rendered: dict[str, Any]) -> None:
     assert kinds(docs) == {
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ConfigMap",
         "MutatingWebhookConfiguration", "PodDisruptionBudget", "ClusterKopfPeering", "NetworkPolicy",
+        "Role", "RoleBinding",  # the webhook certificate's Secret, by name, in the release namespace
     }, "monitoring and cert-manager are off by default"
     deployment = find(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 2
@@ -261,6 +265,70 @@ def rules_by_resource(role: dict[str, Any]) -> dict[str, set[str]]:
     return out
 
 
+# Everything the operator's design needs (docs/security.md says why), per (group/resource[names]).
+# A rendered rule outside this, or with more verbs, fails the test.
+OPERATOR_NEEDS: dict[str, set[str]] = {
+    "core/namespaces": {"list", "watch"},  # kopf finds the namespaces it serves
+    "apiextensions.k8s.io/customresourcedefinitions": {"list", "watch"},  # kopf's resource scan
+    "kopf.dev/clusterkopfpeerings": {"get", "list", "watch", "patch"},
+    "kopf.dev/kopfpeerings": {"get", "list", "watch", "patch"},
+    "switchyard.dev/llmproviders": {"get", "list", "watch", "patch"},  # patch: kopf's finalizer
+    "switchyard.dev/routingpolicies": {"get", "list", "watch", "patch"},
+    "switchyard.dev/llmproviders/status": {"patch"},
+    "switchyard.dev/routingpolicies/status": {"patch"},
+    # list/watch with the switchyard.dev/credentials selector; create/patch its <policy>-credentials
+    "core/secrets": {"list", "watch", "create", "patch"},
+    "core/configmaps": {"get", "list", "watch", "create", "patch", "delete"},  # delete: usage reports
+    "core/events": {"create"},
+    "events.k8s.io/events": {"create"},
+    "core/pods": {"get"},  # is the router behind a usage report still there?
+}
+
+
+def operator_rules(docs: list[dict[str, Any]], sa: str) -> dict[tuple[str, str | None, str], dict[str, set[str]]]:
+    """(kind, namespace where it applies, name) of each role bound to the operator's account -> its rules."""
+    out: dict[tuple[str, str | None, str], dict[str, set[str]]] = {}
+    for binding in docs:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding") or not any(
+            s["kind"] == "ServiceAccount" and s["name"] == sa for s in binding["subjects"]
+        ):
+            continue
+        namespace, ref = binding["metadata"].get("namespace"), binding["roleRef"]
+        (role,) = [d for d in docs if d["kind"] == ref["kind"] and d["metadata"]["name"] == ref["name"]
+                   and (ref["kind"] == "ClusterRole" or d["metadata"].get("namespace") == namespace)]
+        out[(ref["kind"], namespace, ref["name"])] = rules_by_resource(role)
+    return out
+
+
+def broader_than_needed(rules: dict[str, set[str]], webhook_secret: str, injector: str) -> list[str]:
+    needs = {
+        **OPERATOR_NEEDS,
+        f"core/secrets[{webhook_secret}]": {"get", "patch"},  # the self-managed webhook certificate
+        f"admissionregistration.k8s.io/mutatingwebhookconfigurations[{injector}]": {"get", "patch"},
+    }
+    return [f"{key}: {sorted(verbs - needs.get(key, set()))}" for key, verbs in rules.items()
+            if verbs - needs.get(key, set())]
+
+
+@pytest.mark.parametrize("case", ["sy", "full", "nowebhook"])
+def test_operator_rbac_is_no_broader_than_the_design(rendered: dict[str, Any], case: str) -> None:
+    docs = documents(rendered, case)
+    sa = f"{case}-switchyard"
+    roles = operator_rules(docs, sa)
+    assert roles
+    for (kind, namespace, _), rules in roles.items():
+        assert broader_than_needed(rules, f"{case}-switchyard-webhook-tls", f"{case}-switchyard-sidecar-injector") == [], (
+            kind, namespace)
+        for key, verbs in rules.items():
+            assert "*" not in key and "*" not in verbs
+            if key.startswith("core/secrets"):
+                assert not verbs & {"delete", "deletecollection", "update"}, "the operator deletes no Secret"
+                assert "get" not in verbs or "[" in key, "no Secret is read by name but its own certificate"
+    for role in (d for d in docs if d["kind"] in ("ClusterRole", "Role")):
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+
+
 def test_operator_rbac_is_least_privilege(rendered: dict[str, Any]) -> None:
     docs = documents(rendered, "sy")
     cluster = rules_by_resource(find(docs, "ClusterRole", "sy-switchyard-operator-cluster"))
@@ -272,22 +340,20 @@ def test_operator_rbac_is_least_privilege(rendered: dict[str, Any]) -> None:
         "kopf.dev/clusterkopfpeerings": {"get", "list", "watch", "patch"},
         "admissionregistration.k8s.io/mutatingwebhookconfigurations[sy-switchyard-sidecar-injector]": {"get", "patch"},
     }
-    crud = {"get", "list", "watch", "create", "patch", "delete"}
     assert namespaced == {
         "switchyard.dev/llmproviders": {"get", "list", "watch", "patch"},
         "switchyard.dev/routingpolicies": {"get", "list", "watch", "patch"},
         "switchyard.dev/llmproviders/status": {"patch"},
         "switchyard.dev/routingpolicies/status": {"patch"},
-        "core/secrets": crud,
-        "core/configmaps": crud,
+        "core/secrets": {"list", "watch", "create", "patch"},
+        "core/configmaps": {"get", "list", "watch", "create", "patch", "delete"},
         "core/events": {"create"},
         "core/pods": {"get", "list", "watch"},  # router pods, pulled for their usage
         "events.k8s.io/events": {"create"},
         "kopf.dev/kopfpeerings": {"get", "list", "watch", "patch"},
     }
-    for role in (d for d in docs if d["kind"] in ("ClusterRole", "Role")):
-        for rule in role["rules"]:
-            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+    certs = rules_by_resource(find(docs, "Role", "sy-switchyard-webhook-certs"))
+    assert certs == {"core/secrets": {"create"}, "core/secrets[sy-switchyard-webhook-tls]": {"get", "patch"}}
     binding = find(docs, "ClusterRoleBinding", "sy-switchyard-operator")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sy-switchyard", "namespace": NS}]
 
@@ -356,6 +422,24 @@ def test_network_policies(rendered: dict[str, Any]) -> None:
         {"port": 1, "endPort": 9463, "protocol": "TCP"}, {"port": 9465, "endPort": 65535, "protocol": "TCP"},
         {"port": 1, "endPort": 65535, "protocol": "UDP"}, {"port": 1, "endPort": 65535, "protocol": "SCTP"}]}
     assert not [d for d in documents(rendered, "loopback") if d["kind"] == "NetworkPolicy" and "health" in d["metadata"]["name"]]
+
+
+def test_named_namespaces_get_roles_and_no_cluster_wide_secret_access(rendered: dict[str, Any]) -> None:
+    docs = documents(rendered, "full")
+    roles = operator_rules(docs, "full-switchyard")
+    assert {k[1] for k in roles if k[0] == "Role"} == {"team-a", "team-b"}  # cert-manager: no certificate Role
+    for (kind, _, _), rules in roles.items():
+        if kind == "ClusterRole":
+            assert not any(k.startswith(("core/secrets", "core/configmaps")) for k in rules), rules
+    pod = find(docs, "Deployment")["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert "--allow-endpoint=http://vllm.models.svc.cluster.local:8000" in args
+    assert "--allow-endpoint=https://*.openai.azure.com" in args
+
+
+def test_default_allows_official_hosts_only(rendered: dict[str, Any]) -> None:
+    args = find(documents(rendered, "sy"), "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not any(a.startswith("--allow-endpoint") for a in args)
 
 
 def test_webhook_configuration_matches_the_operator(rendered: dict[str, Any]) -> None:

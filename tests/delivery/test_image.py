@@ -185,7 +185,8 @@ async def serve_through_the_simulator(runtime: Runtime, tmp_path: Path) -> None:
     os.chown(out, 10001, 10001)
     keys = demo_keys()
     code, _, err = await runtime.run(
-        "compile-demo", ["switchyard", "compile", "-f", "/samples/demo", "--output-dir", "/out"],
+        "compile-demo", ["switchyard", "compile", "-f", "/samples/demo", "--output-dir", "/out",
+                         "--allow-endpoint", "http://127.0.0.1:9100"],
         env=keys, mounts=[Mount(ROOT / "samples", "/samples"), Mount(out, "/out", writable=True)],
     )
     assert code == 0, err

@@ -13,11 +13,12 @@ import kopf
 import pytest
 from kmock import ResourceInfo, Server
 from switchyard_operator import handlers  # noqa: F401  registers the handlers
+from switchyard_operator.endpoints import EndpointPolicy
 from switchyard_operator.kube import Kube, core_path, custom_path
 
 from .emulator import Emulator
 from .fleet import Fleet
-from .manifests import NS
+from .manifests import LOOPBACK, NS
 
 OPERATOR_TESTS = Path(__file__).parent
 
@@ -74,9 +75,10 @@ def fast_settings() -> kopf.OperatorSettings:
     return settings
 
 
-@pytest.fixture
-async def operator(api: Emulator) -> AsyncIterator[kopf.Memo]:
-    memo = kopf.Memo(connection=kopf.ConnectionInfo(server=str(api.url)))
+@contextlib.asynccontextmanager
+async def running_operator(api: Emulator, endpoints: EndpointPolicy) -> AsyncIterator[kopf.Memo]:
+    """kopf with Switchyard's handlers against `api`, allowing keys to go to `endpoints`."""
+    memo = kopf.Memo(connection=kopf.ConnectionInfo(server=str(api.url)), endpoints=endpoints)
     ready = asyncio.Event()
     task = asyncio.create_task(
         kopf.operator(
@@ -90,10 +92,18 @@ async def operator(api: Emulator) -> AsyncIterator[kopf.Memo]:
     )
     await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
     assert not task.done(), task.exception()
-    yield memo
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, timeout=5)
+    try:
+        yield memo
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=5)
+
+
+@pytest.fixture
+async def operator(api: Emulator) -> AsyncIterator[kopf.Memo]:
+    async with running_operator(api, LOOPBACK) as memo:
+        yield memo
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from switchyard_operator.endpoints import EndpointPolicy
+
 NS = "team"
+# The providers below (and the simulator) listen on loopback: allow-listed, as a platform team
+# would allow-list an in-cluster model server (the chart's endpoints.allowed).
+LOOPBACK_ENDPOINTS = ("http://127.0.0.1:*",)
+LOOPBACK = EndpointPolicy.parse(LOOPBACK_ENDPOINTS)
 
 
 def provider(

@@ -23,7 +23,7 @@ from switchyard_operator.outputs import TABLE_KEY
 from switchyard_router.adapters import Usage
 
 from .conftest import cm_path, eventually, provider_path
-from .manifests import NS, policy, provider, secret
+from .manifests import LOOPBACK, NS, policy, provider, secret
 from .test_spend_operator import PRICE, WAIT, fast_reports, router, running_operator
 
 __all__ = ["fast_reports"]  # the module's autouse fixture: routers report every 0.5 s
@@ -76,13 +76,14 @@ def test_condition_messages_and_events():
 def test_compile_leaves_a_disabled_provider_out():
     providers = {"a": body("10"), "b": provider("b")}
     secrets = {"keys": GrantedSecret({"OPENAI_API_KEY": "sk"}, frozenset({"a", "b"}))}
-    both = compile_policy(policy("p", targets=[("a", "m1"), ("b", "m1")]), providers, secrets, now=NOW)
+    both = compile_policy(policy("p", targets=[("a", "m1"), ("b", "m1")]), providers, secrets, now=NOW,
+                          endpoints=LOOPBACK)
     assert both.ok and both.disabled == ["a"]
     assert [p.name for p in both.table.providers] == ["b"] and both.credentials == {"b.primary": "sk"}
-    solo = compile_policy(policy("p", targets=[("a", "m1")]), providers, secrets, now=NOW)
+    solo = compile_policy(policy("p", targets=[("a", "m1")]), providers, secrets, now=NOW, endpoints=LOOPBACK)
     assert solo.ok and solo.table.routes == () and "left out" in solo.warnings[0]
     later = compile_policy(policy("p", targets=[("a", "m1")]), providers, secrets,
-                           now=datetime(2026, 12, 1, tzinfo=UTC))
+                           now=datetime(2026, 12, 1, tzinfo=UTC), endpoints=LOOPBACK)
     assert [p.name for p in later.table.providers] == ["a"]
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import yaml
-from switchyard_operator.compile import (
-    Reason,
-    compile_policy,
-    describe_chains,
-    resolve_provider,
-    summarize,
-)
+from switchyard_operator import compile as strict
+from switchyard_operator.compile import Reason, describe_chains, summarize
+from switchyard_operator.endpoints import EndpointPolicy
 from switchyard_operator.grants import GrantedSecret, granted_secret
 from switchyard_operator.outputs import (
     HASH_ANNOTATION,
@@ -20,7 +18,11 @@ from switchyard_operator.outputs import (
 from switchyard_operator.secrets import decode_secret, encode_data, redact
 from switchyard_router.table import CircuitBreakerPolicy, Credential, load_table
 
-from .manifests import policy, provider, secret
+from .manifests import LOOPBACK, policy, provider, secret
+
+# The test providers listen on loopback, allow-listed as a platform team would.
+compile_policy = partial(strict.compile_policy, endpoints=LOOPBACK)
+resolve_provider = partial(strict.resolve_provider, endpoints=LOOPBACK)
 
 KEYS = {"keys": GrantedSecret(
     {"OPENAI_API_KEY": "sk-live-123", "ANTHROPIC_API_KEY": "sk-ant-456"}, frozenset({"openai", "claude", "vllm"})
@@ -66,7 +68,7 @@ def test_every_table_setting_is_reachable():
                                       "window": "20s", "minimumRequests": 9, "failOpen": False}
     body["spec"]["server"] = {"maxBodyBytes": 1234, "maxResponseBytes": 2048, "maxEventBytes": 4096, "maxStreamBytes": 8192,
                               "headerTimeout": "2s", "bodyTimeout": "3s", "idleTimeout": "4s", "maxConnections": 5}
-    result = compile_policy(body, {"vllm": prov}, KEYS)
+    result = strict.compile_policy(body, {"vllm": prov}, KEYS, endpoints=EndpointPolicy.parse(["http://vllm:8000"]))
     assert result.ok, result.problems
     table = result.table
     p = table.providers[0]

@@ -9,7 +9,9 @@ import pytest
 import yaml
 from switchyard_operator.compile_cli import main
 
-from .manifests import policy, provider, secret
+from .manifests import LOOPBACK_ENDPOINTS, policy, provider, secret
+
+ALLOW = [f"--allow-endpoint={e}" for e in LOOPBACK_ENDPOINTS]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENROUTER_API_KEY", "GROQ_API_KEY")
@@ -34,7 +36,7 @@ def test_demo_takes_missing_secrets_from_the_environment(tmp_path, monkeypatch, 
     for key in DEMO_KEYS:
         monkeypatch.setenv(key, f"sk-sim-{key.lower()}")
     out_dir = tmp_path / "out"
-    assert main(["-f", str(ROOT / "samples" / "demo"), "--output-dir", str(out_dir)]) == 0
+    assert main(["--allow-endpoint=http://127.0.0.1:9100", "-f", str(ROOT / "samples" / "demo"), "--output-dir", str(out_dir)]) == 0
     table = yaml.safe_load((out_dir / "table.yaml").read_text())
     assert {p["baseURL"] for p in table["providers"]} >= {"http://127.0.0.1:9100/openai/v1", "http://127.0.0.1:9100/gemini"}
     creds = {p.name: p.read_text() for p in (out_dir / "credentials").iterdir()}
@@ -49,13 +51,13 @@ def test_env_file_fills_missing_secrets(tmp_path, monkeypatch, capsys):
         monkeypatch.delenv(key, raising=False)
     env = tmp_path / ".env"
     env.write_text("# keys\n" + "\n".join(f"export {k}='sk-{i}'" for i, k in enumerate(DEMO_KEYS)) + "\nJUNK\n")
-    assert main(["-f", str(ROOT / "samples" / "demo"), "--env-file", str(env), "--policy", "demo"]) == 0
+    assert main(["--allow-endpoint=http://127.0.0.1:9100", "-f", str(ROOT / "samples" / "demo"), "--env-file", str(env), "--policy", "demo"]) == 0
 
 
 def test_missing_keys_fail_with_resource_field_and_fix(monkeypatch, capsys):
     for key in DEMO_KEYS:
         monkeypatch.delenv(key, raising=False)
-    assert main(["-f", str(ROOT / "samples" / "demo")]) == 1
+    assert main(["--allow-endpoint=http://127.0.0.1:9100", "-f", str(ROOT / "samples" / "demo")]) == 1
     err = capsys.readouterr().err
     assert ("error: LLMProvider demo/openai: spec.credentials[0].secretKeyRef: Secret 'demo-keys' in namespace "
             "'demo' does not exist or has not opted in") in err
@@ -65,21 +67,21 @@ def test_missing_keys_fail_with_resource_field_and_fix(monkeypatch, capsys):
 def test_missing_grants_are_reported_offline(tmp_path, capsys):
     unlabelled = secret(OPENAI_API_KEY="k", grant=None)
     write(tmp_path / "none", "p.yaml", provider(), unlabelled, policy())
-    assert main(["-f", str(tmp_path / "none")]) == 1
+    assert main([*ALLOW, "-f", str(tmp_path / "none")]) == 1
     err = capsys.readouterr().err
     assert "error: LLMProvider team/openai: spec.credentials[0].secretKeyRef: Secret 'keys'" in err
     assert "kubectl -n team label secret keys switchyard.dev/credentials=true --overwrite" in err
     write(tmp_path / "other", "p.yaml", provider(), secret(OPENAI_API_KEY="k", grant="crm"), policy())
-    assert main(["-f", str(tmp_path / "other")]) == 1
+    assert main([*ALLOW, "-f", str(tmp_path / "other")]) == 1
     assert "opted in for LLMProviders crm, not 'openai'" in capsys.readouterr().err
     write(tmp_path / "ok", "p.yaml", provider(), secret(OPENAI_API_KEY="k", grant="crm,openai"), policy())
-    assert main(["-f", str(tmp_path / "ok")]) == 0
+    assert main([*ALLOW, "-f", str(tmp_path / "ok")]) == 0
 
 
 def test_keys_from_the_environment_warn_that_the_cluster_needs_a_grant(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     write(tmp_path, "p.yaml", provider(), policy())
-    assert main(["-f", str(tmp_path)]) == 0
+    assert main([*ALLOW, "-f", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "warning: Secret team/keys is not in" in err
     assert "switchyard.dev/allowed-providers=openai" in err and "sk-env" not in err
@@ -90,7 +92,7 @@ def test_invalid_input_is_reported_for_every_resource(tmp_path, capsys):
     write(tmp_path, "all.yaml", provider(), bad_provider, secret(OPENAI_API_KEY="k"),
           policy(targets=[("openai", "m1"), ("ghost", "m")]))
     (tmp_path / "notes.txt").write_text("ignored")
-    assert main(["-f", str(tmp_path)]) == 1
+    assert main([*ALLOW, "-f", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "LLMProvider team/broken: spec.timeout:" in err
     assert "RoutingPolicy team/chat: spec.routes[0].targets[1].provider: LLMProvider 'ghost' not found" in err
@@ -108,19 +110,19 @@ def test_invalid_input_is_reported_for_every_resource(tmp_path, capsys):
 )
 def test_unreadable_input(tmp_path, capsys, content, message):
     (tmp_path / "x.yaml").write_text(content)
-    assert main(["-f", str(tmp_path / "x.yaml")]) == 1
+    assert main([*ALLOW, "-f", str(tmp_path / "x.yaml")]) == 1
     assert message in capsys.readouterr().err
 
 
 def test_missing_path_and_policy_selection(tmp_path, capsys):
-    assert main(["-f", str(tmp_path / "nope")]) == 1
+    assert main([*ALLOW, "-f", str(tmp_path / "nope")]) == 1
     assert "no such file" in capsys.readouterr().err
     write(tmp_path / "two", "p.yaml", provider(), secret(OPENAI_API_KEY="k"), policy("a"), policy("b"))
-    assert main(["-f", str(tmp_path / "two"), "--output-dir", str(tmp_path / "o")]) == 1
+    assert main([*ALLOW, "-f", str(tmp_path / "two"), "--output-dir", str(tmp_path / "o")]) == 1
     assert "choose one with --policy (a, b)" in capsys.readouterr().err
-    assert main(["-f", str(tmp_path / "two"), "--policy", "c"]) == 1
+    assert main([*ALLOW, "-f", str(tmp_path / "two"), "--policy", "c"]) == 1
     assert "named 'c'" in capsys.readouterr().err
-    assert main(["-f", str(tmp_path / "two"), "--policy", "b", "--output-dir", str(tmp_path / "o")]) == 0
+    assert main([*ALLOW, "-f", str(tmp_path / "two"), "--policy", "b", "--output-dir", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "credentials" / "openai.primary").read_text() == "k"
 
 
@@ -133,7 +135,7 @@ def test_help_mentions_environment(capsys):
 def test_warnings_go_to_stderr(tmp_path, capsys):
     shutil.rmtree(tmp_path, ignore_errors=True)
     write(tmp_path, "p.yaml", provider(), secret(OPENAI_API_KEY="k"), policy(targets=[("openai", "unlisted")]))
-    assert main(["-f", str(tmp_path)]) == 0
+    assert main([*ALLOW, "-f", str(tmp_path)]) == 0
     assert "warning:" in capsys.readouterr().err
 
 

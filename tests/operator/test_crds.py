@@ -123,6 +123,10 @@ INVALID = {
     "bad strategy": (lambda: policy(strategy="Fastest"), ""),
     "bad fallback kind": (lambda: policy(fallbackOn=["Teapot"]), ""),
     "unknown field": (lambda: provider(tiemout="3s"), ""),
+    # A baseURL that would retarget the probe's path, or carry credentials in the URL.
+    "baseURL query": (lambda: provider(baseURL="https://api.openai.com/v1?x="), "must not carry a query"),
+    "baseURL fragment": (lambda: provider(baseURL="https://api.openai.com/v1#"), "must not carry a query"),
+    "baseURL userinfo": (lambda: provider(baseURL="https://u:p@api.openai.com/v1"), "user:password@"),
 }
 
 

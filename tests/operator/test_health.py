@@ -15,7 +15,7 @@ from switchyard_router.table import Provider
 from switchyard_sim.server import Simulator
 
 from .conftest import cm_path, eventually, provider_path
-from .manifests import NS, policy, provider, secret
+from .manifests import LOOPBACK, NS, policy, provider, secret
 from .test_lifecycle import compiled_status, condition
 
 KEY = "sk-probe-secret-1234"
@@ -100,14 +100,18 @@ SPEC = HealthCheckSpec()
 async def test_probe_modes_and_failures(sim):
     openai = Provider(name="o", type="openai-compatible", base_url=sim.base_url("o"))
     async with httpx.AsyncClient() as http:
-        ok = await probe(http, openai, KEY, HealthCheckSpec(mode="Completion", model="gpt-4o-mini"))
+        ok = await probe(http, openai, KEY, HealthCheckSpec(mode="Completion", model="gpt-4o-mini"), LOOPBACK)
         assert ok.ok, ok.error
         sim.set_faults("o", hang_rate=1.0)
-        slow = await probe(http, openai, KEY, HealthCheckSpec(timeout="200ms"))
+        slow = await probe(http, openai, KEY, HealthCheckSpec(timeout="200ms"), LOOPBACK)
         assert not slow.ok and slow.error.startswith("Timeout")
         refused = Provider(name="r", type="openai-compatible", base_url="http://127.0.0.1:9/v1")
-        down = await probe(http, refused, KEY, SPEC)
+        down = await probe(http, refused, KEY, SPEC, LOOPBACK)
         assert not down.ok and down.error.startswith("ConnectionError") and KEY not in down.error
+        # Not allow-listed: nothing is sent (the simulator would have answered).
+        sim.set_faults("o", hang_rate=0.0)
+        pinned = await probe(http, openai, KEY, SPEC)
+        assert not pinned.ok and pinned.latency_ms == 0 and pinned.error.startswith("EndpointNotAllowed")
 
 
 def test_health_state_machine():

@@ -24,7 +24,7 @@ from switchyard_operator.outputs import TABLE_KEY
 
 from .conftest import VERBS, cm_path, eventually, provider_path
 from .emulator import Emulator
-from .manifests import NS, policy, provider, secret
+from .manifests import LOOPBACK_ENDPOINTS, NS, policy, provider, secret
 
 SCRIPT = shutil.which("switchyard-operator") or str(Path(sys.executable).with_name("switchyard-operator"))
 
@@ -65,6 +65,7 @@ async def operator_process(api: Emulator, tmp_path: Path, *args: str) -> AsyncIt
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
             SCRIPT, *args, f"--liveness=http://127.0.0.1:{port}/healthz",
+            *(f"--allow-endpoint={e}" for e in LOOPBACK_ENDPOINTS),
             env=env, stdout=out, stderr=asyncio.subprocess.STDOUT,
         )
         try:

@@ -14,6 +14,7 @@ from switchyard_operator.probe import PROBE_READ_LIMIT, probe
 from switchyard_router.table import Provider
 
 from ..hostile import HostileUpstream
+from .manifests import LOOPBACK
 
 KEY = "sk-probe-hostile-key-123456"
 
@@ -40,7 +41,7 @@ async def test_a_probe_follows_no_redirect(hostile, elsewhere, family):
     hostile.behaviour = redirect
     provider = Provider(name="p", type=family, base_url=hostile.url)
     async with httpx.AsyncClient() as http:
-        outcome = await probe(http, provider, KEY, HealthCheckSpec())
+        outcome = await probe(http, provider, KEY, HealthCheckSpec(), LOOPBACK)
     assert not outcome.ok
     assert outcome.error.startswith("Redirected: p answered HTTP 308, a redirect to host localhost")
     assert "grab" not in outcome.error
@@ -70,7 +71,7 @@ async def test_a_probe_reads_a_few_kilobytes_of_an_endless_answer(hostile, compr
     hostile.behaviour = endless
     provider = Provider(name="p", type="openai-compatible", base_url=hostile.url)
     async with httpx.AsyncClient() as http:
-        outcome = await probe(http, provider, KEY, HealthCheckSpec(timeout="5s"))
+        outcome = await probe(http, provider, KEY, HealthCheckSpec(timeout="5s"), LOOPBACK)
     assert not outcome.ok and outcome.error.startswith("ServerError: HTTP 500")
     assert len(outcome.error) <= 500
     await asyncio.sleep(0.05)
@@ -91,5 +92,5 @@ async def test_a_probe_that_trickles_times_out_as_a_whole(hostile):
     hostile.behaviour = trickle
     provider = Provider(name="p", type="openai-compatible", base_url=hostile.url)
     async with httpx.AsyncClient() as http:
-        outcome = await probe(http, provider, KEY, HealthCheckSpec(timeout="300ms"))
+        outcome = await probe(http, provider, KEY, HealthCheckSpec(timeout="300ms"), LOOPBACK)
     assert not outcome.ok and outcome.error.startswith("Timeout")

@@ -17,7 +17,7 @@ from switchyard_router.table import Pricing
 from switchyard_router.usage import UsageLedger
 
 from .conftest import cm_path, eventually, fast_settings, provider_path
-from .manifests import NS, policy, provider, secret
+from .manifests import LOOPBACK, NS, policy, provider, secret
 
 PRICE = Pricing(input_per_million_tokens=Decimal("1"), output_per_million_tokens=Decimal("2"))
 INTERVAL = 0.5
@@ -43,7 +43,7 @@ async def start_operator(api) -> asyncio.Task:
             settings=fast_settings(),
             namespaces=[NS],
             standalone=True,
-            memo=kopf.Memo(connection=kopf.ConnectionInfo(server=str(api.url))),
+            memo=kopf.Memo(connection=kopf.ConnectionInfo(server=str(api.url)), endpoints=LOOPBACK),
             ready_flag=ready,
         )
     )

@@ -12,9 +12,11 @@ import json
 
 import httpx
 import pytest
+from switchyard_operator.endpoints import EndpointPolicy
 from switchyard_operator.kube import Kube, core_path, custom_path
 
-from .conftest import cm_path, creds_path, eventually, policy_path, provider_path
+from ..hostile import HostileUpstream
+from .conftest import cm_path, creds_path, eventually, policy_path, provider_path, running_operator
 from .manifests import NS, policy, provider, secret
 from .test_lifecycle import compiled_status, condition
 
@@ -182,3 +184,62 @@ async def _is(awaitable, value):
 
 async def _gone(kube, path):
     return await kube.get(path) is None
+
+
+# --------------------------------------------------------------------------- endpoints (finding 1)
+
+KEY = "sk-team-key-0123456789"
+
+
+@pytest.fixture
+async def upstream():
+    server = await HostileUpstream().start()
+    yield server
+    await server.stop()
+
+
+async def test_a_provider_cannot_aim_the_probe_and_its_key_anywhere(api, kube, upstream):
+    """The namespace user points the provider the Secret serves at their own server, at the
+    cloud metadata address and at a look-alike host: no probe leaves, the key stays put."""
+    allowed = f"http://127.0.0.1:{upstream.port}/allowed"  # the platform allows one path there
+    async with running_operator(api, EndpointPolicy.parse([allowed])):
+        await kube.create(core_path("secrets", NS), secret("keys", grant="openai", OPENAI_API_KEY=KEY))
+        await kube.create(custom_path("llmproviders", NS), provider(
+            "openai", baseURL=f"{upstream.url}/steal/v1", healthCheck={"interval": "300ms"}))
+        await kube.create(custom_path("routingpolicies", NS), policy("chat"))
+        refused = await eventually(lambda: _ready_with(kube, "openai", "EndpointNotAllowed"))
+        assert f"baseURL '{upstream.url}/steal/v1' is not an endpoint the platform allows" in refused["message"]
+        assert "endpoints.allowed" in refused["message"]
+        await eventually(lambda: compiled_status(kube, "chat", "False", "EndpointNotAllowed"))
+        for url in ("http://169.254.169.254/latest/v1", "https://api.openai.com.evil.example/v1",
+                    "http://[::ffff:127.0.0.1]:9/v1", f"{upstream.url}/allowed/../steal/v1",
+                    f"{upstream.url}/allowedx/v1", "http://api.openai.com/v1"):
+            await kube.patch(provider_path("openai"), {"spec": {"baseURL": url}})
+            await eventually(lambda url=url: _ready_with(kube, "openai", "EndpointNotAllowed", url))
+        # The one allow-listed prefix works, and its failed answer's body never reaches status.
+        upstream.behaviour = _unauthorized_with_a_body
+        await kube.patch(provider_path("openai"), {"spec": {"baseURL": f"{upstream.url}/allowed/v1"}})
+        health = await eventually(lambda: _probed(kube, "openai"))
+        assert health["lastError"] == "Unauthorized: HTTP 401"
+        text = json.dumps(await kube.get(provider_path("openai"))) + await events_text(kube)
+    assert "BODY-FROM-THE-ENDPOINT" not in text and KEY not in text
+    assert [s.path_qs for s in upstream.seen] and all(s.path_qs.startswith("/allowed/v1/") for s in upstream.seen)
+
+
+async def _unauthorized_with_a_body(request):
+    from aiohttp import web
+
+    return web.json_response({"error": {"message": "BODY-FROM-THE-ENDPOINT " + "x" * 300}}, status=401)
+
+
+async def _ready_with(kube, name, reason, url=None):
+    body = await kube.get(provider_path(name))
+    ready = condition(body, "Ready")
+    if not ready or ready["reason"] != reason:
+        return None
+    return ready if url is None or url in ready["message"] else None
+
+
+async def _probed(kube, name):
+    health = ((await kube.get(provider_path(name))).get("status") or {}).get("health") or {}
+    return health if health.get("lastError") else None

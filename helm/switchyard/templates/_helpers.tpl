@@ -98,8 +98,15 @@ seccompProfile:
 - apiGroups: [switchyard.dev]
   resources: [llmproviders/status, routingpolicies/status]
   verbs: [patch]
+# Secrets: list and watch only those labelled switchyard.dev/credentials (the operator asks the
+# API server with that selector; RBAC cannot scope by label), create and patch its own
+# <policy>-credentials. No get (it never fetches a Secret by name), no update, no delete.
 - apiGroups: [""]
-  resources: [secrets, configmaps]
+  resources: [secrets]
+  verbs: [list, watch, create, patch]
+# ConfigMaps: the routes tables it writes and the routers' usage reports (folded, then deleted).
+- apiGroups: [""]
+  resources: [configmaps]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [events]
