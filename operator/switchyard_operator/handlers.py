@@ -54,6 +54,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # Secrets are selected by the API server: only those that opted in, and the ones the
     # operator writes, ever reach this process (kopf passes the selector on list and watch).
     settings.watching.label_selectors["", "v1", "secrets"] = WATCH_SELECTOR
+    # ConfigMaps: only the routes tables it wrote (to rewrite one that is deleted).
+    ours = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+    settings.watching.label_selectors["", "v1", "configmaps"] = ours
 
 
 def _ns(namespace: str | None) -> str:

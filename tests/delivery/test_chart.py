@@ -278,10 +278,10 @@ OPERATOR_NEEDS: dict[str, set[str]] = {
     "switchyard.dev/routingpolicies/status": {"patch"},
     # list/watch with the switchyard.dev/credentials selector; create/patch its <policy>-credentials
     "core/secrets": {"list", "watch", "create", "patch"},
-    "core/configmaps": {"get", "list", "watch", "create", "patch", "delete"},  # delete: usage reports
+    "core/configmaps": {"get", "list", "watch", "create", "patch"},  # its <policy>-routes
     "core/events": {"create"},
     "events.k8s.io/events": {"create"},
-    "core/pods": {"get"},  # is the router behind a usage report still there?
+    "core/pods": {"get", "list", "watch"},  # router pods, pulled for their usage
 }
 
 
@@ -346,7 +346,7 @@ def test_operator_rbac_is_least_privilege(rendered: dict[str, Any]) -> None:
         "switchyard.dev/llmproviders/status": {"patch"},
         "switchyard.dev/routingpolicies/status": {"patch"},
         "core/secrets": {"list", "watch", "create", "patch"},
-        "core/configmaps": {"get", "list", "watch", "create", "patch", "delete"},
+        "core/configmaps": {"get", "list", "watch", "create", "patch"},
         "core/events": {"create"},
         "core/pods": {"get", "list", "watch"},  # router pods, pulled for their usage
         "events.k8s.io/events": {"create"},

@@ -104,10 +104,11 @@ seccompProfile:
 - apiGroups: [""]
   resources: [secrets]
   verbs: [list, watch, create, patch]
-# ConfigMaps: the routes tables it writes and the routers' usage reports (folded, then deleted).
+# ConfigMaps: the <policy>-routes tables it writes (watched by their managed-by label). No
+# update, no delete: the garbage collector removes them with their policy.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
