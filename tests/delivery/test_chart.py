@@ -282,6 +282,7 @@ OPERATOR_NEEDS: dict[str, set[str]] = {
     "core/events": {"create"},
     "events.k8s.io/events": {"create"},
     "core/pods": {"get", "list", "watch"},  # router pods, pulled for their usage
+    "authorization.k8s.io/subjectaccessreviews": {"create"},  # may this pod use that policy?
 }
 
 
