@@ -243,3 +243,46 @@ async def _ready_with(kube, name, reason, url=None):
 async def _probed(kube, name):
     health = ((await kube.get(provider_path(name))).get("status") or {}).get("health") or {}
     return health if health.get("lastError") else None
+
+
+# --------------------------------------------------------------------------- the operator's reach (finding 6)
+
+
+async def test_the_operator_reads_no_secret_but_granted_ones_and_writes_only_its_own(api, kube, operator):
+    """Secrets everywhere (another namespace's included), a team using Switchyard, outputs deleted
+    and rewritten, a key rotated, a policy deleted: the operator never receives a Secret that did
+    not opt in, never deletes or replaces anything, and writes only the objects it created."""
+    await kube.create("/api/v1/namespaces/kube-system/secrets", secret("bootstrap", "kube-system", grant=None, token=PASSWORD))
+    await kube.create(core_path("secrets", NS), secret("db", grant=None, password=PASSWORD))
+    await kube.create(core_path("configmaps", NS), {"apiVersion": "v1", "kind": "ConfigMap",
+                                                    "metadata": {"name": "app-settings", "namespace": NS}, "data": {"a": "b"}})
+    await kube.create(core_path("secrets", NS), secret("keys", grant="openai", OPENAI_API_KEY="sk-1"))
+    await kube.create(custom_path("llmproviders", NS), provider("openai"))
+    await kube.create(custom_path("routingpolicies", NS), policy("chat"))
+    await eventually(lambda: compiled_status(kube, "chat", "True"))
+    await delete(kube, creds_path("chat"))
+    await eventually(lambda: kube.get(creds_path("chat")))
+    await kube.patch(core_path("secrets", NS, "keys"), {"data": {"OPENAI_API_KEY": base64.b64encode(b"sk-2").decode()}})
+
+    async def rotated():
+        creds = await kube.get(creds_path("chat"))
+        return base64.b64decode(creds["data"]["openai.primary"]) == b"sk-2"
+
+    await eventually(rotated)
+    await delete(kube, policy_path("chat"))
+    await eventually(lambda: _gone(kube, policy_path("chat")))
+
+    mine = [r for r in list(api) if r.headers.get(ACTOR) != "user"]
+    on_core = [r for r in mine if r.url.path.startswith("/api/v1/")]
+    # reads of Secrets: only label-selected lists and watches, in the namespace it serves
+    for r in (r for r in on_core if "/secrets" in r.url.path and r.method.value == "GET"):
+        assert r.url.path == core_path("secrets", NS), r.url
+        assert "switchyard.dev/credentials" in r.url.query.get("labelSelector", "") or (
+            "app.kubernetes.io/managed-by=switchyard-operator" in r.url.query.get("labelSelector", "")), r.url
+    # nothing deleted or replaced; writes only to its own chat-routes and chat-credentials
+    assert not [r for r in on_core if r.method.value in ("DELETE", "PUT")]
+    written = {r.url.path.rsplit("/", 1)[-1] if r.method.value == "PATCH" else r.data["metadata"]["name"]
+               for r in on_core if r.method.value in ("POST", "PATCH") and "/events" not in r.url.path}
+    assert written == {"chat-routes", "chat-credentials"}
+    assert PASSWORD not in await events_text(kube)
+    assert (await kube.get(core_path("configmaps", NS, "app-settings")))["data"] == {"a": "b"}
