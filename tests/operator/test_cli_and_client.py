@@ -43,6 +43,16 @@ def test_cli_runs_kopf_with_peering_and_namespaces(monkeypatch):
     assert seen["peering_name"] is None  # a name would make kopf wait for a peering object
     assert seen["liveness_endpoint"] == "http://0.0.0.0:8080/healthz"
     assert seen["logging"]["log_format"] is kopf.LogFormat.JSON and seen["logging"]["log_refkey"] == "k8s"
+    assert seen["memo"].endpoints.allowed == ()  # official hosts only
+    seen.clear()
+    assert cli.main(["-A", "--allow-endpoint", "http://vllm:8000", "--allow-endpoint=https://*.corp.example"]) == 0
+    assert [str(e) for e in seen["memo"].endpoints.allowed] == ["http://vllm:8000", "https://*.corp.example:443"]
+
+
+def test_cli_refuses_a_bad_allow_list_entry(capsys):
+    assert cli.main(["-A", "--allow-endpoint", "https://proxy.example/?token=x"]) == 2
+    assert "--allow-endpoint: allow-list entry 'https://proxy.example/?token=x' must not carry a query" in (
+        capsys.readouterr().err)
 
 
 def test_cli_refuses_peering_with_standalone(capsys):
@@ -54,6 +64,9 @@ def test_settings_keep_kopf_out_of_the_status():
     settings = kopf.OperatorSettings()
     handlers.configure(settings)
     assert settings.persistence.finalizer == "switchyard.dev/operator"
+    # the API server selects what reaches the operator: opted-in and own Secrets, own ConfigMaps
+    assert list(settings.watching.label_selectors.values()) == [
+        "switchyard.dev/credentials in (true,compiled)", "app.kubernetes.io/managed-by=switchyard-operator"]
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
 
 

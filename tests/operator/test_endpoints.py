@@ -8,9 +8,17 @@ import ipaddress
 import httpx
 import pytest
 from aiohttp import web
-from switchyard_operator.endpoints import AllowedEndpoint, EndpointError, EndpointPolicy, public_address
+from switchyard_operator.endpoints import (
+    AllowedEndpoint,
+    EndpointError,
+    EndpointPolicy,
+    public_address,
+    resolve,
+)
+from switchyard_operator.models import HealthCheckSpec
 from switchyard_operator.pinned_http import EndpointRefused, PinnedTransport
-from switchyard_router.table import ProviderType
+from switchyard_operator.probe import probe
+from switchyard_router.table import Provider, ProviderType
 
 from ..hostile import HostileUpstream
 
@@ -162,3 +170,36 @@ async def test_exact_entries_and_proxies_skip_the_address_check(server):
     async with httpx.AsyncClient(transport=proxied) as http:
         assert (await http.get("http://api.openai.com/v1/models")).status_code == 200
     assert server.seen[-1].headers["Host"] == "api.openai.com"  # reached through the "proxy" only
+
+
+async def test_names_resolve_through_the_system_and_ip_literals_stand_for_themselves():
+    assert await resolve("127.0.0.1", 80) == [ipaddress.ip_address("127.0.0.1")]
+    assert ipaddress.ip_address("127.0.0.1") in await resolve("localhost", 80)
+
+
+async def test_the_probe_sends_nothing_to_an_internal_address_and_says_why(server):
+    provider = Provider(name="o", type="openai")  # the official host, which "DNS" points home
+    transport = PinnedTransport(EndpointPolicy(), env={}, resolver=resolver({"api.openai.com": ["169.254.169.254"]}))
+    async with httpx.AsyncClient(transport=transport) as http:
+        outcome = await probe(http, provider, "sk-x", HealthCheckSpec())
+    assert outcome.error == "EndpointNotAllowed: api.openai.com resolves to 169.254.169.254, not a public address"
+
+
+async def test_a_non_http_answer_is_classified_without_quoting_it():
+    async def garbage(reader, writer):
+        await reader.read(100)
+        writer.write(b"SSH-2.0-OpenSSH secret-banner\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    import asyncio
+
+    listener = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    provider = Provider(name="o", type="openai-compatible", base_url=f"http://127.0.0.1:{port}/v1")
+    try:
+        async with httpx.AsyncClient() as http:
+            outcome = await probe(http, provider, "sk-x", HealthCheckSpec(), EndpointPolicy.parse(["http://127.0.0.1:*"]))
+    finally:
+        listener.close()
+    assert outcome.error == "ConnectionError: the endpoint did not answer in HTTP"

@@ -164,6 +164,9 @@ async def test_a_look_alike_with_switchyard_labels_is_not_adopted(api, kube, ope
             "metadata": {"name": "chat-routes", "namespace": NS,
                          "labels": {"app.kubernetes.io/managed-by": "switchyard-operator", "switchyard.dev/policy": "chat"}}}
     await kube.create(core_path("configmaps", NS), fake)
+    fake_secret = secret("chat-credentials", grant=None, OTHER="v")
+    fake_secret["metadata"]["labels"] = dict(fake["metadata"]["labels"])
+    await kube.create(core_path("secrets", NS), fake_secret)
     await kube.create(core_path("secrets", NS), secret("keys", grant="openai", OPENAI_API_KEY="sk-1"))
     await kube.create(custom_path("llmproviders", NS), provider("openai"))
     await kube.create(custom_path("routingpolicies", NS), policy("chat"))
@@ -175,7 +178,16 @@ async def test_a_look_alike_with_switchyard_labels_is_not_adopted(api, kube, ope
     await eventually(conflicted)
     cm = await kube.get(cm_path("chat"))
     assert cm["data"] == {"k": "v"} and "ownerReferences" not in cm["metadata"]
-    assert await kube.get(creds_path("chat")) is None
+    # The ConfigMap freed, the labelled look-alike Secret is refused as well.
+    await delete(kube, cm_path("chat"))
+
+    async def secret_conflict():
+        ready = condition(await kube.get(policy_path("chat")), "Ready")
+        return ready and ready["reason"] == "NameConflict" and "Secret team/chat-credentials" in ready["message"]
+
+    await eventually(secret_conflict)
+    creds = await kube.get(creds_path("chat"))
+    assert "ownerReferences" not in creds["metadata"] and set(creds["data"]) == {"OTHER"}
 
 
 async def _is(awaitable, value):
