@@ -157,12 +157,12 @@ class Dispatcher:
             status, headers, raw, request_id = await self._send(target, key, request, timeout, limits)
             if status >= 300:
                 err = adapter.error(status, headers, raw)
-                err.request_id = request_id
+                err.request_id = request_id or err.request_id  # the header's, else the body's
                 raise err
             check_structure(raw, limits.parse_budget, target.provider.name)
             try:
                 if operation == "embeddings":
-                    out, usage = adapter.embeddings_response(raw, target.model)
+                    out, usage = adapter.embeddings_response(raw, target.model, body)
                 else:
                     out, usage = adapter.chat_response(raw, target.model)
             except MALFORMED as exc:
@@ -336,6 +336,7 @@ class _Run(Generic[T]):
                 result = await self.attempt(target, key, timeout, self.deadline)
             except UpstreamError as err:
                 err.message = self.d.redact(err.message)
+                err.request_id = self.d.redact.header(err.request_id)  # one from a body, too
                 self.last = err
                 self.d.judge(policy.name, target, key, err, clock.monotonic())
                 if err.kind not in policy.fallback_on:
@@ -470,7 +471,7 @@ class UpstreamStream:
                     raw = await read_error(response)
                     headers = {k.lower(): v for k, v in response.headers.items()}
                     err = self.target.adapter.error(status, headers, raw)
-                    err.request_id = self.request_id
+                    err.request_id = self.request_id or err.request_id
                     raise err
                 refuse_encoded(name, response.headers)
                 content = response.content

@@ -375,3 +375,26 @@ async def test_an_endless_error_body_is_read_only_as_far_as_its_message(hostile,
     status, error = await error_of(http, url, CHAT)
     assert status == 502 and error["message"] == "e" * 300
     assert written < 64 << 20
+
+
+@pytest.mark.parametrize("status", [400, 200])
+async def test_an_anthropic_error_keeps_the_request_id_its_body_carries(hostile, start_router, http, caplog, status):
+    """Anthropic's error body names its request (`request_id`); behind a proxy that drops the
+    request-id header, or in an error object sent with a 200, that is the only id there is."""
+    error = {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}, "request_id": "req_011CBody"}
+    hostile.behaviour = lambda request: _respond(web.json_response(error, status=status))
+    caplog.set_level(logging.INFO, "switchyard.router")
+    _, url = await start_router(hostile_table(hostile.url, "anthropic"), KEYS)
+    answer_status, headers, raw = await post(http, url, CHAT)
+    assert answer_status == 400 and orjson.loads(raw)["error"]["message"] == "bad"
+    assert headers["x-request-id"] == "req_011CBody"
+    assert "request_id=req_011CBody" in caplog.text
+
+
+async def test_a_key_in_an_anthropic_body_request_id_is_redacted(hostile, start_router, http):
+    key = KEYS["anthropic.key"]
+    error = {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}, "request_id": f"req_{key}"}
+    hostile.behaviour = lambda request: _respond(web.json_response(error, status=400))
+    _, url = await start_router(hostile_table(hostile.url, "anthropic"), KEYS)
+    _, headers, raw = await post(http, url, CHAT)
+    assert headers["x-request-id"] == "req_[REDACTED]" and key.encode() not in raw

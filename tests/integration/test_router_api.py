@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
+import struct
 
 import aiohttp
 import openai
@@ -173,6 +175,25 @@ async def test_embeddings(gateway, model):
     assert len(single.data) == 1 and len(single.data[0].embedding) > 0
     batch = await client.embeddings.create(model=model, input=["a", "b", "c"])
     assert [d.index for d in batch.data] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("model", ["primary/embed-sim", "gem/embed-sim"])
+async def test_embeddings_in_base64_are_what_openai_sends(gateway, model):
+    """encoding_format base64: each vector a base64 string of little-endian float32s, from every
+    family (Gemini only sends floats: the router encodes them)."""
+    _, client = gateway
+    url = str(client.base_url)
+    async with aiohttp.ClientSession() as http:
+        body = {"model": model, "input": ["a", "b"]}
+        async with http.post(f"{url}embeddings", json=body) as resp:
+            floats = (await resp.json())["data"]
+        async with http.post(f"{url}embeddings", json={**body, "encoding_format": "base64"}) as resp:
+            encoded = (await resp.json())["data"]
+    for plain, packed in zip(floats, encoded, strict=True):
+        assert isinstance(packed["embedding"], str)
+        raw = base64.b64decode(packed["embedding"])
+        decoded = struct.unpack(f"<{len(raw) // 4}f", raw)
+        assert decoded == pytest.approx(plain["embedding"], rel=1e-6)
 
 
 async def test_embeddings_on_anthropic_is_a_clear_400(gateway):

@@ -957,6 +957,21 @@ def test_errors_that_are_not_anthropics_usual_body(
     assert message in error.message
 
 
+@pytest.mark.parametrize(
+    ("headers", "body_id", "expected"),
+    [
+        ({"request-id": "req_011CHeader"}, "req_011CBody", "req_011CHeader"),  # the header first
+        ({}, "req_011CBody", "req_011CBody"),  # no header (a proxy dropped it): the body's
+        ({}, "a b <script>", None),  # not a request id: not passed on
+        ({}, 7, None),
+    ],
+)
+def test_an_error_carries_the_providers_request_id(headers: dict, body_id: Any, expected: str | None) -> None:
+    body = {"type": "error", "error": {"type": "api_error", "message": "x"}, "request_id": body_id}
+    assert adapter.error(500, headers, orjson.dumps(body)).request_id == expected
+    assert adapter.error(500, {}, b"[1]").request_id is None  # not an object: no id to read
+
+
 # --------------------------------------------------------------------------------------------
 # Probes and embeddings
 

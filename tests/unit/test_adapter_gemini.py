@@ -8,7 +8,9 @@ against OpenAI's own OpenAPI description when it is at hand.
 
 from __future__ import annotations
 
+import base64
 import copy
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -1045,7 +1047,7 @@ def test_embeddings_of_anything_but_text_are_bad_requests(value: Any) -> None:
 
 
 def test_embed_content_response(openai_spec: Any) -> None:
-    body, usage = adapter.embeddings_response(raw("embed_single.json"), "text-embedding-004")
+    body, usage = adapter.embeddings_response(raw("embed_single.json"), "text-embedding-004", {})
     out = orjson.loads(body)
     openai_spec(out, "CreateEmbeddingResponse")
     assert out == {
@@ -1064,7 +1066,7 @@ def test_embed_content_response(openai_spec: Any) -> None:
 
 
 def test_batch_embed_contents_response(openai_spec: Any) -> None:
-    body, _ = adapter.embeddings_response(raw("embed_batch.json"), "gemini-embedding-001")
+    body, _ = adapter.embeddings_response(raw("embed_batch.json"), "gemini-embedding-001", {})
     out = orjson.loads(body)
     openai_spec(out, "CreateEmbeddingResponse")
     assert [d["index"] for d in out["data"]] == [0, 1, 2]
@@ -1073,12 +1075,22 @@ def test_batch_embed_contents_response(openai_spec: Any) -> None:
 
 def test_embeddings_usage_when_gemini_reports_it() -> None:
     data = {"embeddings": [{"values": [0.1]}], "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5}}
-    body, usage = adapter.embeddings_response(orjson.dumps(data), "gemini-embedding-001")
+    body, usage = adapter.embeddings_response(orjson.dumps(data), "gemini-embedding-001", {})
     assert orjson.loads(body)["usage"] == {"prompt_tokens": 5, "total_tokens": 5}
     assert (usage.input_tokens, usage.reported) == (5, True)
 
 
+def test_embeddings_in_base64_as_openai_encodes_them() -> None:
+    """encoding_format base64: little-endian float32s, base64-encoded, as the openai SDK decodes."""
+    body, _ = adapter.embeddings_response(
+        raw("embed_batch.json"), "gemini-embedding-001", {"encoding_format": "base64"}
+    )
+    packed = orjson.loads(body)["data"][1]["embedding"]
+    decoded = base64.b64decode(packed)
+    assert struct.unpack(f"<{len(decoded) // 4}f", decoded) == pytest.approx([-0.0214, 0.0345, 0.0018, -0.0099])
+
+
 def test_embeddings_response_without_vectors_is_a_server_error() -> None:
     with pytest.raises(UpstreamError) as caught:
-        adapter.embeddings_response(b'{"something": "else"}', "text-embedding-004")
+        adapter.embeddings_response(b'{"something": "else"}', "text-embedding-004", {})
     assert caught.value.kind is ErrorKind.SERVER_ERROR

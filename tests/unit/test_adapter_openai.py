@@ -171,7 +171,7 @@ def test_embeddings_and_models_requests():
     request = ADAPTER.embeddings_request(GROQ, "k", "embed", {"model": "x", "input": "hi"})
     assert request.url.endswith("/embeddings")
     assert orjson.loads(request.body)["model"] == "embed"
-    _, usage = ADAPTER.embeddings_response(b'{"data": [], "usage": {"prompt_tokens": 2, "total_tokens": 2}}', "embed")
+    _, usage = ADAPTER.embeddings_response(b'{"data": [], "usage": {"prompt_tokens": 2, "total_tokens": 2}}', "embed", {})
     assert usage.input_tokens == 2
     models = ADAPTER.models_request(GROQ, "k")
     assert models.method == "GET" and models.url.endswith("/models")

@@ -29,6 +29,8 @@ from .base import (
     UpstreamRequest,
     Usage,
     sse_frame,
+    upstream_request_id,
+    valid_request_id,
 )
 
 API_VERSION = "2023-06-01"
@@ -464,13 +466,17 @@ def _classify(detail: JSON, status: int | None, retry_after: float | None = None
     return UpstreamError(kind, message, status=status, retry_after=retry_after)
 
 
-def _error_detail(body: bytes) -> JSON | None:
+def _error_detail(body: bytes) -> tuple[JSON | None, str | None]:
+    """The error object of an Anthropic error body, and the request id the body carries
+    (`request_id`, beside `error`: what identifies it when no request-id header came)."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None
-    detail = data.get("error") if isinstance(data, dict) else None
-    return detail if isinstance(detail, dict) else None
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    detail = data.get("error")
+    return (detail if isinstance(detail, dict) else None), valid_request_id(data.get("request_id"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -600,7 +606,9 @@ class AnthropicAdapter(ProviderAdapter):
         return UpstreamRequest(f"{provider.base_url}/v1/models", _headers(provider, key), method="GET")
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
-        detail = _error_detail(body)
+        detail, body_id = _error_detail(body)
         if detail is None:  # not Anthropic's JSON (a proxy's HTML page, an empty body)
             return super().error(status, headers, body)
-        return _classify(detail, status, parse_retry_after(headers.get("retry-after")))
+        err = _classify(detail, status, parse_retry_after(headers.get("retry-after")))
+        err.request_id = upstream_request_id(headers) or body_id
+        return err

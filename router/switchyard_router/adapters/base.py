@@ -179,7 +179,7 @@ class ProviderAdapter(ABC):
     ) -> UpstreamRequest:
         raise UpstreamError(ErrorKind.BAD_REQUEST, f"provider type {provider.type} does not serve embeddings")
 
-    def embeddings_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
+    def embeddings_response(self, body: bytes, model: str, request: JSON) -> tuple[bytes, Usage]:
         raise NotImplementedError  # pragma: no cover - only reached after embeddings_request
 
     @abstractmethod
@@ -207,8 +207,12 @@ def upstream_request_id(headers: Mapping[str, str]) -> str | None:
     """The provider's id for a request: OpenAI-compatible APIs say x-request-id, Anthropic
     request-id. It goes back to the client as x-request-id, where the SDKs look for it (after
     the redactor took any key out of it)."""
-    value = headers.get("x-request-id") or headers.get("request-id")
-    return value if value and _REQUEST_ID.fullmatch(value) else None
+    return valid_request_id(headers.get("x-request-id") or headers.get("request-id"))
+
+
+def valid_request_id(value: Any) -> str | None:
+    """`value` if it looks like a request id (a header's, or one an error body carries)."""
+    return value if isinstance(value, str) and _REQUEST_ID.fullmatch(value) else None
 
 
 def error_message(body: bytes) -> str | None:

@@ -12,7 +12,9 @@ provider's, or a client that dropped the field) gets Google's documented placeho
 
 from __future__ import annotations
 
+import base64
 import re
+import struct
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -773,7 +775,7 @@ class GeminiAdapter(ProviderAdapter):
             _url(provider, model, "batchEmbedContents"), headers, orjson.dumps({"requests": requests})
         )
 
-    def embeddings_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
+    def embeddings_response(self, body: bytes, model: str, request: JSON) -> tuple[bytes, Usage]:
         data = self.answer(body)
         if isinstance(data.get("embeddings"), list):  # batchEmbedContents
             vectors = [(e or {}).get("values") or [] for e in data["embeddings"]]
@@ -785,7 +787,10 @@ class GeminiAdapter(ProviderAdapter):
         usage = _usage(data.get("usageMetadata"))
         out = {
             "object": "list",
-            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+            "data": [
+                {"object": "embedding", "index": i, "embedding": _encoded(v, request)}
+                for i, v in enumerate(vectors)
+            ],
             "model": model,
             "usage": {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens},
         }
@@ -798,3 +803,11 @@ class GeminiAdapter(ProviderAdapter):
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         return _classify(status, headers, _error_object(body), body)
+
+
+def _encoded(vector: list[float], request: JSON) -> list[float] | str:
+    """OpenAI's `encoding_format: "base64"`: the vector as little-endian float32 bytes in
+    base64 (what the openai SDK asks for by default and decodes); Gemini only sends floats."""
+    if request.get("encoding_format") != "base64":
+        return vector
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()

@@ -181,7 +181,7 @@ class OpenAIAdapter(ProviderAdapter):
             f"{provider.base_url}/embeddings", _headers(provider, key), orjson.dumps(upstream)
         )
 
-    def embeddings_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
+    def embeddings_response(self, body: bytes, model: str, request: JSON) -> tuple[bytes, Usage]:
         return body, Usage.from_openai(self.answer(body).get("usage"))
 
     def models_request(self, provider: Provider, key: str | None) -> UpstreamRequest:
