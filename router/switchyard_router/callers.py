@@ -11,9 +11,13 @@ from pathlib import Path
 from aiohttp import web
 
 from .errors import error_body
+from .frontends.messages import error_body as anthropic_error
 
 # Paths that stay open: probes and scraping carry no prompts and no keys.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The Anthropic Messages API's paths: its clients send the token as x-api-key, and read errors in
+# Anthropic's shape.
+ANTHROPIC_PATHS = "/v1/messages"
 
 
 class CallerConfigError(ValueError):
@@ -78,16 +82,22 @@ def caller_check(tokens: list[str]) -> Callable[[web.BaseRequest], web.Response 
         if request.path in OPEN_PATHS:
             return None
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        anthropic = request.path.startswith(ANTHROPIC_PATHS)
+        if anthropic and "x-api-key" in request.headers:  # how the anthropic SDK sends its key
+            scheme, given = "bearer", request.headers["x-api-key"]
         # Constant-time comparison: a token is not guessed one byte at a time.
         if scheme.lower() == "bearer" and any(
             hmac.compare_digest(given.strip().encode(), token) for token in encoded
         ):
             return None
-        body = error_body(
-            "missing or wrong caller token: send Authorization: Bearer <token>",
-            "invalid_request_error",
-            code="invalid_api_key",
-        )
+        if anthropic:
+            body = anthropic_error(401, "missing or wrong caller token: send x-api-key: <token>")
+        else:
+            body = error_body(
+                "missing or wrong caller token: send Authorization: Bearer <token>",
+                "invalid_request_error",
+                code="invalid_api_key",
+            )
         return web.Response(status=401, body=body, content_type="application/json")
 
     return check

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from time import perf_counter
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import aiohttp
 
@@ -70,6 +70,18 @@ KEY_FAILURES = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.UNAUTHORIZED})
 T = TypeVar("T")
 # One attempt: (target, key, attempt timeout, request deadline) -> result.
 Attempt = Callable[[TargetRuntime, KeyRuntime, float, float], Awaitable[T]]
+
+
+class Shape(Protocol):
+    """A client API other than chat completions (frontends/): what it sends a target and how the
+    target's answer goes back, per target, so that a family that speaks the client's API can
+    take the request as it is."""
+
+    def request(self, target: TargetRuntime, key: str | None, stream: bool) -> UpstreamRequest: ...
+
+    def response(self, target: TargetRuntime, raw: bytes) -> tuple[bytes, Usage]: ...
+
+    def stream(self, target: TargetRuntime, state: StreamState) -> StreamTranslator: ...
 
 
 @dataclass(slots=True)
@@ -139,13 +151,20 @@ class Dispatcher:
     # --- plain JSON (chat without stream, embeddings) ------------------------------------
 
     async def complete(
-        self, route: CompiledRoute, body: JSON, prompt_tokens: int, operation: str
+        self,
+        route: CompiledRoute,
+        body: JSON,
+        prompt_tokens: int,
+        operation: str,
+        shape: Shape | None = None,
     ) -> JSONResult:
         async def attempt(
             target: TargetRuntime, key: KeyRuntime, timeout: float, deadline: float
         ) -> JSONResult:
             adapter = target.adapter
-            if operation == "embeddings":
+            if shape is not None:
+                request = shape.request(target, key.value, False)
+            elif operation == "embeddings":
                 request = adapter.embeddings_request(target.provider, key.value, target.model, body)
             else:
                 request = adapter.chat_request(target.provider, key.value, target.model, body, False)
@@ -161,7 +180,9 @@ class Dispatcher:
                 raise err
             check_structure(raw, limits.parse_budget, target.provider.name)
             try:
-                if operation == "embeddings":
+                if shape is not None:
+                    out, usage = shape.response(target, raw)
+                elif operation == "embeddings":
                     out, usage = adapter.embeddings_response(raw, target.model, body)
                 else:
                     out, usage = adapter.chat_response(raw, target.model)
@@ -213,7 +234,12 @@ class Dispatcher:
     # --- streams -------------------------------------------------------------------------
 
     async def open_stream(
-        self, route: CompiledRoute, body: JSON, prompt_tokens: int, include_usage: bool
+        self,
+        route: CompiledRoute,
+        body: JSON,
+        prompt_tokens: int,
+        include_usage: bool,
+        shape: Shape | None = None,
     ) -> tuple[UpstreamStream, Served]:
         """Start a stream on the first target that produces a first chunk in time."""
         first_token = route.route.first_token_timeout
@@ -223,9 +249,13 @@ class Dispatcher:
         ) -> UpstreamStream:
             limits = route.limits
             state = StreamState(target.model, include_usage, limits.parse_budget)
-            request = target.adapter.chat_request(target.provider, key.value, target.model, body, True)
+            if shape is None:
+                request = target.adapter.chat_request(target.provider, key.value, target.model, body, True)
+                translator = target.adapter.stream(state)
+            else:
+                request = shape.request(target, key.value, True)
+                translator = shape.stream(target, state)
             series = self.metrics.series(route.route.name, target.provider.name, target.model_label, "chat")
-            translator = target.adapter.stream(state)
             stream = UpstreamStream(target, key, series, translator, deadline, timeout, limits, self.metrics)
             await stream.open(self.upstreams, request, min(first_token or timeout, timeout), self.redact)
             return stream

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -15,9 +16,10 @@ from .adapters.base import JSON
 from .callers import caller_check
 from .connections import GuardedServer
 from .credentials import CredentialStore
-from .dispatch import Dispatcher, Served, UpstreamStream
+from .dispatch import Dispatcher, Served, Shape, UpstreamStream
 from .egress import Egress
 from .errors import UpstreamError, error_body
+from .frontends import messages as anthropic
 from .metrics import Metrics
 from .redact import Redactor
 from .request_shape import MAX_DEPTH, chat_problem, embeddings_problem, too_deep
@@ -61,7 +63,14 @@ class RequestError(Exception):
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
         self.response = json_error(status, message, "invalid_request_error", code, param, headers)
+
+    def anthropic(self) -> web.Response:
+        """The same refusal in the Anthropic Messages API's error shape."""
+        body = anthropic.error_body(self.status, self.message)
+        headers = self.headers
+        return web.Response(status=self.status, body=body, content_type="application/json", headers=headers)
 
 
 class Router:
@@ -216,6 +225,40 @@ class Router:
             return await self._stream(request, route, body, prompt_tokens, include_usage)
         return await self._complete(route, body, prompt_tokens, "chat")
 
+    async def messages(self, request: web.BaseRequest) -> web.StreamResponse:
+        """POST /v1/messages: the Anthropic Messages API on the same routes (frontends/messages.py)."""
+        try:
+            table = self._ready_table()
+            raw, body = await self._body(request, table, _no_problem)
+            try:
+                anthropic.check(body)
+            except anthropic.MessagesRequestError as exc:
+                raise RequestError(400, str(exc), param=exc.param) from None
+            route = self._route(table, body)
+        except RequestError as exc:
+            return exc.anthropic()
+        shape = anthropic.MessagesShape(body)
+        if body.get("stream") is True:
+            return await self._stream(request, route, body, len(raw) // 4, True, shape, _ANTHROPIC)
+        return await self._complete(route, body, len(raw) // 4, "chat", shape, _ANTHROPIC)
+
+    async def count_tokens(self, request: web.BaseRequest) -> web.StreamResponse:
+        """POST /v1/messages/count_tokens: counted here, on the route's first target's encoding
+        when --exact-tokens loaded one, else estimated (about 4 bytes a token, erring high);
+        x-switchyard-token-count says which. No provider is asked: nothing is spent."""
+        try:
+            table = self._ready_table()
+            raw, body = await self._body(request, table, _no_problem)
+            route = self._route(table, body)
+        except RequestError as exc:
+            return exc.anthropic()
+        exact = None
+        with contextlib.suppress(UpstreamError, KeyError):  # an Anthropic-only field: an estimate
+            exact = self.dispatcher.token_counter.exact(route.targets[0].model, anthropic.chat_request(body))
+        headers = {"x-switchyard-token-count": "estimate" if exact is None else "exact"}
+        answer = {"input_tokens": len(raw) // 4 if exact is None else exact}
+        return web.Response(body=orjson.dumps(answer), content_type="application/json", headers=headers)
+
     async def embeddings(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
             table = self._ready_table()
@@ -228,19 +271,28 @@ class Router:
         return await self._complete(route, body, len(raw) // 4, "embeddings")
 
     async def _complete(
-        self, route: CompiledRoute, body: JSON, prompt_tokens: int, operation: str
+        self,
+        route: CompiledRoute,
+        body: JSON,
+        prompt_tokens: int,
+        operation: str,
+        shape: Shape | None = None,
+        wire: Wire | None = None,
     ) -> web.Response:
         name = route.route.name
+        failed = _failed if wire is None else wire.failed
         try:
-            result = await self.dispatcher.complete(route, body, prompt_tokens, operation)
+            result = await self.dispatcher.complete(route, body, prompt_tokens, operation, shape)
         except asyncio.CancelledError:  # the client hung up (handler_cancellation)
             self.metrics.request_done(name, "ClientGone")
             raise
         except UpstreamError as err:
             self.metrics.request_done(name, err.kind.value)
-            return _failed(err)
+            return failed(err)
         self.metrics.request_done(name, "ok")
         headers = _served_headers(name, result.served, result.request_id)
+        if wire is not None:
+            wire.served(headers)
         headers["x-switchyard-cost-usd"] = "unpriced" if result.cost is None else str(result.cost)
         return web.Response(body=result.body, content_type="application/json", headers=headers)
 
@@ -251,17 +303,22 @@ class Router:
         body: JSON,
         prompt_tokens: int,
         include_usage: bool,
+        shape: Shape | None = None,
+        wire: Wire | None = None,
     ) -> web.StreamResponse:
         name = route.route.name
         try:
-            stream, served = await self.dispatcher.open_stream(route, body, prompt_tokens, include_usage)
+            opened = self.dispatcher.open_stream(route, body, prompt_tokens, include_usage, shape)
+            stream, served = await opened
         except asyncio.CancelledError:  # the client hung up (handler_cancellation)
             self.metrics.request_done(name, "ClientGone")
             raise
         except UpstreamError as err:
             self.metrics.request_done(name, err.kind.value)
-            return _failed(err)
+            return _failed(err) if wire is None else wire.failed(err)
         headers = {**_SSE_HEADERS, **_served_headers(name, served, stream.request_id)}
+        if wire is not None:
+            wire.served(headers)
         if stream.finished:
             # The upstream's whole stream came in one read: it goes out as one plain body, and
             # the counting waits until it has (the callback runs once this task has written it).
@@ -297,7 +354,8 @@ class Router:
                 outcome,
                 err.message,
             )
-            await _write_quietly(response, b"data: " + err.client_body() + b"\n\n")
+            broken = b"data: " + err.client_body() + b"\n\n" if wire is None else wire.broken(err)
+            await _write_quietly(response, broken)
         except ConnectionResetError:  # the client left before its cancellation reached us
             pass
         finally:
@@ -356,6 +414,8 @@ class Router:
         routes: dict[tuple[str, str], Handler] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/embeddings"): self.embeddings,
+            ("POST", "/v1/messages"): self.messages,
+            ("POST", "/v1/messages/count_tokens"): self.count_tokens,
             **{("GET", path): handler for path, handler in get.items()},
             **{("HEAD", path): handler for path, handler in get.items()},
         }
@@ -453,6 +513,37 @@ def _failed(err: UpstreamError) -> web.Response:
         content_type="application/json",
         headers=err.client_headers(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """How a client API other than chat completions says that a request failed: before the
+    first byte (a whole error response) and after it (a last event)."""
+
+    failed: Callable[[UpstreamError], web.Response]
+    broken: Callable[[UpstreamError], bytes]
+    id_header: str  # where this API's SDK looks for the provider's request id
+
+    def served(self, headers: dict[str, str]) -> dict[str, str]:
+        if "x-request-id" in headers:
+            headers[self.id_header] = headers["x-request-id"]
+        return headers
+
+
+def _anthropic_failed(err: UpstreamError) -> web.Response:
+    return web.Response(
+        status=anthropic.client_status(err),
+        body=anthropic.error_body(anthropic.client_status(err), err.message, err.request_id),
+        content_type="application/json",
+        headers=_ANTHROPIC.served(err.client_headers()),
+    )
+
+
+_ANTHROPIC = Wire(_anthropic_failed, anthropic.error_event, "request-id")
+
+
+def _no_problem(body: JSON) -> tuple[str, str] | None:
+    return None  # checked as it is translated
 
 
 def _served_headers(route: str, served: Served, request_id: str | None) -> dict[str, str]:

@@ -80,7 +80,7 @@ def _bad(field: str, problem: str) -> UpstreamError:
     return UpstreamError(ErrorKind.BAD_REQUEST, f"{field} {problem}")
 
 
-def _headers(provider: Provider, key: str | None) -> dict[str, str]:
+def anthropic_headers(provider: Provider, key: str | None) -> dict[str, str]:
     headers = {"Content-Type": "application/json", "anthropic-version": API_VERSION}
     headers.update(provider.headers)  # e.g. anthropic-beta, or a newer anthropic-version
     if key:
@@ -379,7 +379,7 @@ def _add_cache_control(provider: Provider, body: JSON, out: JSON, system: list[J
 # Response and usage
 
 
-def _count_usage(counts: dict[str, int], raw: Any) -> Usage:
+def count_usage(counts: dict[str, int], raw: Any) -> Usage:
     """Fold Anthropic's usage into `counts` (fields absent or null keep their value: a stream's
     message_delta may repeat only output_tokens) and express it as OpenAI counts it:
     prompt tokens include cache reads and cache writes, cached tokens are the reads."""
@@ -527,7 +527,7 @@ class AnthropicStream(StreamTranslator):
         message = payload.get("message") or {}
         if message.get("model"):
             self.state.model = message["model"]  # the upstream's own name, as a pass-through shows
-        self.usage = _count_usage(self._counts, message.get("usage"))
+        self.usage = count_usage(self._counts, message.get("usage"))
         return self._frame({"role": "assistant", "content": ""})
 
     def _block_start(self, payload: JSON) -> bytes:
@@ -561,7 +561,7 @@ class AnthropicStream(StreamTranslator):
         return b""  # thinking, signature and citations deltas
 
     def _message_delta(self, payload: JSON) -> bytes:
-        self.usage = _count_usage(self._counts, payload.get("usage"))
+        self.usage = count_usage(self._counts, payload.get("usage"))
         stop_reason = (payload.get("delta") or {}).get("stop_reason")
         if not stop_reason:
             return b""
@@ -591,19 +591,20 @@ class AnthropicAdapter(ProviderAdapter):
     ) -> UpstreamRequest:
         upstream = _request_body(provider, model, body, stream)
         return UpstreamRequest(
-            f"{provider.base_url}/v1/messages", _headers(provider, key), orjson.dumps(upstream)
+            f"{provider.base_url}/v1/messages", anthropic_headers(provider, key), orjson.dumps(upstream)
         )
 
     def chat_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:
         data = self.answer(body)
-        usage = _count_usage({}, data.get("usage"))
+        usage = count_usage({}, data.get("usage"))
         return orjson.dumps(_completion(data, model, usage)), usage
 
     def stream(self, state: StreamState) -> StreamTranslator:
         return AnthropicStream(state)
 
     def models_request(self, provider: Provider, key: str | None) -> UpstreamRequest:
-        return UpstreamRequest(f"{provider.base_url}/v1/models", _headers(provider, key), method="GET")
+        url = f"{provider.base_url}/v1/models"
+        return UpstreamRequest(url, anthropic_headers(provider, key), method="GET")
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         detail, body_id = _error_detail(body)
