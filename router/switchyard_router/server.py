@@ -253,7 +253,7 @@ class Router:
         except RequestError as exc:
             return exc.anthropic()
         exact = None
-        with contextlib.suppress(UpstreamError, KeyError):  # an Anthropic-only field: an estimate
+        with contextlib.suppress(UpstreamError):  # an Anthropic-only field: an estimate
             exact = self.dispatcher.token_counter.exact(route.targets[0].model, anthropic.chat_request(body))
         headers = {"x-switchyard-token-count": "estimate" if exact is None else "exact"}
         answer = {"input_tokens": len(raw) // 4 if exact is None else exact}

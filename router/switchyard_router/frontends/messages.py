@@ -89,24 +89,30 @@ def _system(system: Any) -> list[JSON]:
     return [{"role": "system", "content": "\n\n".join(texts)}] if texts else []
 
 
-def _image_part(block: JSON, where: str) -> JSON:
+def _source(block: JSON, where: str) -> JSON:
     source = block.get("source")
-    kind = source.get("type") if isinstance(source, dict) else None
+    if not isinstance(source, dict) or not all(isinstance(v, str) for v in source.values()):
+        raise _bad(f"{where}.source", "must be an object of strings")
+    return source
+
+
+def _image_part(block: JSON, where: str) -> JSON:
+    source = _source(block, where)
+    kind = source.get("type")
     if kind == "base64":
-        url = f"data:{source['media_type']};base64,{source['data']}"  # type: ignore[index]
-    elif kind == "url":
-        url = source["url"]  # type: ignore[index]
+        url = f"data:{source.get('media_type')};base64,{source.get('data')}"
+    elif kind == "url" and source.get("url"):
+        url = source["url"]
     else:
         raise _bad(f"{where}.source.type", f"{kind!r} has no counterpart here: send base64 or url")
     return {"type": "image_url", "image_url": {"url": url}}
 
 
 def _document_part(block: JSON, where: str) -> JSON:
-    source = block.get("source")
-    kind = source.get("type") if isinstance(source, dict) else None
-    if kind != "base64" or source.get("media_type") != "application/pdf":  # type: ignore[union-attr]
+    source = _source(block, where)
+    if source.get("type") != "base64" or source.get("media_type") != "application/pdf":
         raise _bad(f"{where}.source", "only a base64 PDF document has a counterpart for this target")
-    file: JSON = {"file_data": f"data:application/pdf;base64,{source['data']}"}  # type: ignore[index]
+    file: JSON = {"file_data": f"data:application/pdf;base64,{source.get('data')}"}
     if isinstance(block.get("title"), str):
         file["filename"] = block["title"]
     return {"type": "file", "file": file}
@@ -227,17 +233,20 @@ def chat_request(body: JSON) -> JSON:
     for field in body:
         if field not in _CARRIED:
             raise _bad(field, "has no counterpart for this target (only an Anthropic target takes it)")
+    if not isinstance(body.get("messages"), list):
+        raise _bad("messages", "must be an array of messages")
     chat: JSON = {
         "model": body["model"],
         "messages": _system(body.get("system")) + _messages(body["messages"]),
-        "max_tokens": body["max_tokens"],
+        "max_tokens": body.get("max_tokens"),
     }
     for field in ("temperature", "top_p", "top_k"):
         if body.get(field) is not None:
             chat[field] = body[field]
     if body.get("stop_sequences"):
         chat["stop"] = body["stop_sequences"]
-    user = (body.get("metadata") or {}).get("user_id")
+    metadata = body.get("metadata")
+    user = metadata.get("user_id") if isinstance(metadata, dict) else None
     if isinstance(user, str):
         chat["user"] = user
     tools = _tools(body.get("tools"))
