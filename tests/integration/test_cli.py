@@ -7,12 +7,12 @@ import json
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import aiohttp
 import yaml
 
+from .. import console_script
 from .conftest import KEYS, table_for
 
 
@@ -24,7 +24,7 @@ def free_port() -> int:
 
 async def run_router(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchyard_router", *args,
+        console_script("switchyard-router"), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},
     )
@@ -40,7 +40,7 @@ async def test_invalid_env_stops_start_up_with_one_clear_message(tmp_path: Path)
 async def test_dotenv_in_the_working_directory_is_read_by_default(tmp_path: Path):
     (tmp_path / ".env").write_text("PRIMARY_PROVIDER=groq\nGROQ_API_KEY=gsk-x\nPROVIDER_TIMEOUT=never\n")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchyard_router", cwd=tmp_path,
+        console_script("switchyard-router"), cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     _, err = await process.communicate()

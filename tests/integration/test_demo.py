@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
+
+from .. import console_script
 
 
 async def test_the_demo_story_on_the_simulator():
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "import sys; from switchyard_cli import main; sys.exit(main(['demo', '--simulator']))",
+        console_script("switchyard"), "demo", "--simulator",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)

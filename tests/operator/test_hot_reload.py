@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 
 import aiohttp
@@ -20,6 +19,7 @@ import pytest
 from switchyard_operator.kube import core_path, custom_path
 from switchyard_sim.server import Simulator
 
+from .. import console_script
 from .conftest import cm_path, eventually, policy_path, provider_path
 from .fleet import Fleet, free_port, router_pod_body
 from .manifests import NS, policy, provider, secret
@@ -46,7 +46,7 @@ def sim_provider(sim, name):
 async def start_router(api_url: str, port: int, health_port: int) -> asyncio.subprocess.Process:
     env = {**os.environ, "POD_NAME": "chatbot-0", "POD_NAMESPACE": NS}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchyard_router", "--port", str(port), "--policy", "chat",
+        console_script("switchyard-router"), "--port", str(port), "--policy", "chat",
         "--kube-api", api_url, "--kube-namespace", NS, "--report-interval", "0.5", "--env-file", "/nonexistent",
         "--credentials-from-api",
         "--health-port", str(health_port), "--health-host", "127.0.0.1",

@@ -8,10 +8,8 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,11 +20,12 @@ from kmock import ResourceInfo
 from switchyard_operator.kube import Kube
 from switchyard_operator.outputs import TABLE_KEY
 
+from .. import console_script
 from .conftest import VERBS, cm_path, eventually, provider_path
 from .emulator import Emulator
 from .manifests import LOOPBACK_ENDPOINTS, NS, policy, provider, secret
 
-SCRIPT = shutil.which("switchyard-operator") or str(Path(sys.executable).with_name("switchyard-operator"))
+SCRIPT = console_script("switchyard-operator")
 
 
 def free_port() -> int:
