@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 BENCH_PYTHON ?= $(firstword $(foreach p,/usr/bin/python3,$(if $(shell $(p) -c "import sys, ensurepip; sys.exit(sys.version_info < (3, 11))" 2>/dev/null && echo ok),$(p))) $(PYTHON))
 BENCH_VENV ?= .venv-bench
 
-.PHONY: demo test lint bench bytecodes instructions crds clean image
+.PHONY: demo test test-clocks lint bench bytecodes instructions crds clean image
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,18 @@ test: $(BIN)/.installed
 	$(BIN)/mypy
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml
 	$(BIN)/python tests/coverage_floor.py
+
+# The suite's time-touching tests with the wall clock of every process moved to calendar edges (each
+# run starts one second before a month turns: a 30-day month, a year, a leap day). Left out: tests
+# that measure only durations (a constant offset cannot change them) and the image build (apt and
+# gpg check dates against the real calendar; the image holds the same code).
+CLOCK_EDGES ?= 2027-04-30T23:59:59Z 2027-12-31T23:59:59Z 2028-02-29T23:59:59Z
+CLOCK_TESTS ?= tests/unit tests/operator tests/sim tests/delivery --ignore=tests/delivery/test_image.py \
+	tests/integration/test_cli.py tests/integration/test_demo.py tests/integration/test_delivery.py \
+	tests/integration/test_reporting.py tests/integration/test_router_api.py \
+	tests/integration/test_prompt_cache.py tests/integration/test_upstream_tls.py
+test-clocks: $(BIN)/.installed
+	tests/clock_edges.sh $(CLOCK_EDGES) -- $(BIN)/python -m pytest -q -p no:cacheprovider $(CLOCK_TESTS)
 
 bench: $(BENCH_VENV)/bin/.installed
 	$(BENCH_VENV)/bin/python -m tests.bench.run
