@@ -70,6 +70,9 @@ async def read_body(response: aiohttp.ClientResponse, limit: int, provider: str)
     async for chunk in response.content.iter_any():
         size += len(chunk)
         if size > limit:
+            # Let go of what was read before raising: the error's traceback keeps this frame,
+            # and with it the chunks, until a garbage collection (hundreds of MB under attack).
+            chunks.clear()
             raise too_large(provider, "an answer", "maxResponseBytes", limit)
         chunks.append(chunk)
     return b"".join(chunks)

@@ -547,6 +547,7 @@ class UpstreamStream:
         except MALFORMED as exc:
             raise malformed(self.target, exc) from None
         if self.translator.decoder.pending > limits.event:
+            self.translator.decoder.discard()
             raise too_large(self.target.provider.name, "an event", "maxEventBytes", limits.event)
         return frames
 

@@ -42,6 +42,10 @@ class SSEDecoder:
         """Bytes of an event not complete yet (for the per-event limit)."""
         return len(self._buffer)
 
+    def discard(self) -> None:
+        """Drop the event being read (one over the limit: not kept until a garbage collection)."""
+        self._buffer = b""
+
     def complete(self, chunk: bytes) -> bytes:
         """Whole events as the raw bytes they came in (up to the last blank line); the rest
         waits for more. For streams without CR line ends, which pass through untouched."""
