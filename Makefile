@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 BENCH_PYTHON ?= $(firstword $(foreach p,/usr/bin/python3,$(if $(shell $(p) -c "import sys, ensurepip; sys.exit(sys.version_info < (3, 11))" 2>/dev/null && echo ok),$(p))) $(PYTHON))
 BENCH_VENV ?= .venv-bench
 
-.PHONY: demo test test-clocks lint bench bytecodes instructions crds clean image
+.PHONY: demo test test-clocks lint bench bench-hostile bytecodes instructions crds clean image
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ test-clocks: $(BIN)/.installed
 
 bench: $(BENCH_VENV)/bin/.installed
 	$(BENCH_VENV)/bin/python -m tests.bench.run
+
+# Peak RSS of the router and the operator's probe with every hostile-input attack running at once
+# (tests/bench/hostile_rss.py), against the pods' memory limits.
+bench-hostile: $(BIN)/.installed
+	$(BIN)/python -m tests.bench.hostile_rss
 
 bytecodes: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.bytecodes
