@@ -116,6 +116,45 @@ async def test_a_key_echoed_in_a_request_id_never_reaches_the_client(hostile, st
     assert key.encode() not in raw
 
 
+# What an upstream says in headers that a client may see: its request id (redacted) and, on a 429
+# or 503, how long to wait (as a number the router writes itself).
+PASSED_ON = {"x-request-id", "retry-after", "retry-after-ms"}
+
+
+@pytest.mark.parametrize("family", ["openai-compatible", "anthropic"])
+@pytest.mark.parametrize("answer", ["json", "stream", "error", "rate-limited"])
+async def test_no_upstream_header_carries_a_key_to_the_client(hostile, start_router, http, family, answer):
+    key = KEYS[{"openai-compatible": "openai.key", "anthropic": "anthropic.key"}[family]]
+    names = ["x-request-id", "request-id", "set-cookie", "www-authenticate", "location", "via",
+             "x-upstream-debug", "content-location", "link", "x-api-key", "authorization", "warning"]
+
+    async def echo(request: web.BaseRequest) -> web.StreamResponse:
+        headers = CIMultiDict((name, f"req_{key}") for name in names)
+        headers["retry-after"] = f"1 {key}"  # not a number: not passed on
+        if answer == "rate-limited":
+            return web.json_response({"error": {"message": "slow down"}}, status=429, headers=headers)
+        if answer == "error":
+            return web.json_response({"error": {"message": "bad"}}, status=400, headers=headers)
+        if answer == "json":
+            body = OK_BODY if family == "openai-compatible" else ANTHROPIC_OK
+            return web.json_response(body, headers=headers)
+        headers["Content-Type"] = "text/event-stream"
+        if family == "anthropic":
+            return web.Response(body=ANTHROPIC_START + ANTHROPIC_END, headers=headers)
+        chunk = {**OK_BODY, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "hi"}}]}
+        return web.Response(body=b"data: " + orjson.dumps(chunk) + b"\n\ndata: [DONE]\n\n", headers=headers)
+
+    hostile.behaviour = echo
+    _, url = await start_router(hostile_table(hostile.url, family, retry={"attempts": 1}), KEYS)
+    status, headers, raw = await post(http, url, {**CHAT, "stream": answer == "stream"})
+    assert status == {"error": 400, "rate-limited": 429}.get(answer, 200), raw
+    assert not [(name, value) for name, value in headers.items() if key in value]
+    from_upstream = {name.lower() for name in headers} & ({n.lower() for n in names} | {"retry-after"})
+    assert from_upstream <= PASSED_ON
+    assert headers["x-request-id"] == "req_[REDACTED]"
+    assert key.encode() not in raw
+
+
 async def test_a_request_id_that_is_not_one_is_dropped(hostile, start_router, http):
     hostile.behaviour = lambda request: _respond(web.json_response(OK_BODY, headers={"x-request-id": "a b <script>"}))
     _, url = await start_router(hostile_table(hostile.url, "openai-compatible"), KEYS)
@@ -126,6 +165,12 @@ async def test_a_request_id_that_is_not_one_is_dropped(hostile, start_router, ht
 # --- bounded reads ------------------------------------------------------------------------------
 
 SSE = {"Content-Type": "text/event-stream"}
+ANTHROPIC_OK = {
+    "id": "msg", "type": "message", "role": "assistant", "model": "m",
+    "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
+    "usage": {"input_tokens": 1, "output_tokens": 1},
+}
+ANTHROPIC_END = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 ANTHROPIC_START = (
     b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","model":"m",'
     b'"usage":{"input_tokens":1,"output_tokens":0}}}\n\n'
@@ -357,6 +402,29 @@ async def test_a_malformed_event_is_an_upstream_error_never_a_500(hostile, start
     status, error = await error_of(http, url, {**CHAT, "stream": True})
     assert status == 502, error
     assert error["type"] in ("api_error", "api_connection_error")
+
+
+GEMINI_CHUNK = b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":"hi"}]},"index":0}]}\n\n'
+OPENAI_CHUNK = b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["before-first-byte", "mid-stream"])
+@pytest.mark.parametrize("family", ["openai-compatible", "anthropic", "gemini"])
+async def test_an_event_name_that_is_not_utf8_is_never_a_500(hostile, start_router, http, family, first):
+    """Anywhere in a stream of any family: a classified error (502 before the first byte, an
+    error event after it) or, where the family's events pass through, the event without its name;
+    the bytes never reach the client."""
+    good = {"openai-compatible": OPENAI_CHUNK, "anthropic": ANTHROPIC_START, "gemini": GEMINI_CHUNK}[family]
+    bad = b"event: \xff\xfe\x80\ndata: {}\n\n"
+    events = bad + good if first else good + bad
+    hostile.behaviour = lambda request: _respond(web.Response(body=events, headers=SSE))
+    router, url = await start_router(hostile_table(hostile.url, family, retry={"attempts": 1}), KEYS)
+    status, _, raw = await post(http, url, {**CHAT, "stream": True})
+    assert status in (200, 502) and b"\xff" not in raw and b"\x80" not in raw
+    if status == 200:
+        assert raw.startswith(b"data: {")
+    if family != "openai-compatible":  # a translated family parses every event: this one failed
+        assert 'switchyard_requests_total{outcome="Success"' not in router.metrics.render().decode()
 
 
 @pytest.mark.parametrize(
