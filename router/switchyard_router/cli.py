@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import tracing
 from .callers import CallerConfigError, check_exposure, load_tokens
 from .egress import Egress
 from .envconfig import EnvConfigError
@@ -25,6 +26,7 @@ from .reporting import UsagePublisher
 from .server import Router
 from .sources import Sources
 from .table import TableError
+from .tracing import TracingConfigError
 
 log = logging.getLogger("switchyard.router")
 
@@ -199,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             raise EnvConfigError(
                 f"--policy {args.policy} needs {needs} API access (in-cluster, or --kube-api URL)"
             )
+        tracing.configure()  # the SDK is imported only when an OTLP endpoint is set
         loaded = None if api and (args.config is None or args.credentials_from_api) else sources.load()
-    except (TableError, EnvConfigError, CallerConfigError) as exc:
+    except (TableError, EnvConfigError, CallerConfigError, TracingConfigError) as exc:
         print(f"switchyard-router: {exc}", file=sys.stderr)
         return 2
     router = Router(caller_tokens=tokens, policy=args.policy, exact_tokens=args.exact_tokens, egress=egress)
@@ -214,4 +217,5 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
         pass
     asyncio.run(serve(router, sources, args))
+    tracing.stop()  # the spans still buffered go out
     return 0

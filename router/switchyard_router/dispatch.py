@@ -13,6 +13,7 @@ A stream falls back only until its first byte has reached the client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Generic, Protocol, TypeVar
 
 import aiohttp
 
-from . import clock
+from . import clock, tracing
 from .adapters import StreamState, StreamTranslator, UpstreamRequest, Usage
 from .adapters.base import JSON, upstream_request_id
 from .backoff import retry_delay
@@ -189,6 +190,8 @@ class Dispatcher:
             except MALFORMED as exc:
                 raise malformed(target, exc) from None
             cost = self.ledger.account(target, key, series, perf_counter() - started, usage)
+            if (trace := tracing.current()) is not None:
+                trace.answered(target, usage, out)
             return JSONResult(out, usage, cost, Served(target, 0), request_id)
 
         result, served = await _Run(self, route, body, prompt_tokens, attempt).execute()
@@ -295,6 +298,9 @@ class _Run(Generic[T]):
         self.previous: TargetRuntime | None = None
         # After ContextLengthExceeded, only a target with a larger known window is worth a try.
         self.needs_window = 0
+        self.trace = tracing.current()
+        if self.trace is not None:
+            self.trace.begin(self.policy.name, body)
 
     async def execute(self) -> tuple[T, Served]:
         skipped: list[tuple[TargetRuntime, str]] = []
@@ -302,6 +308,8 @@ class _Run(Generic[T]):
             reason = self._skip_reason(target)
             if reason is not None:
                 skipped.append((target, reason))
+                if self.trace is not None:
+                    self.trace.skip(target, reason)
                 self.d.metrics.skipped.labels(self.policy.name, target.provider.name, reason).inc()
                 continue
             result = await self._try(target, forced=False)
@@ -345,6 +353,8 @@ class _Run(Generic[T]):
             self.d.metrics.fallbacks.labels(
                 policy.name, self.previous.provider.name, target.provider.name, self.last.kind.value
             ).inc()
+            if self.trace is not None:
+                self.trace.fall_back(self.previous, target, self.last.kind.value)
         self.previous = target
         retry_number = 0
         while True:
@@ -362,8 +372,14 @@ class _Run(Generic[T]):
                 return None
             self.attempts += 1
             timeout = min(policy.timeout or target.provider.timeout, remaining)
+            span = (
+                _NO_SPAN
+                if self.trace is None
+                else self.trace.attempt(target, self.attempts, retry_number, forced)
+            )
             try:
-                result = await self.attempt(target, key, timeout, self.deadline)
+                with span:
+                    result = await self.attempt(target, key, timeout, self.deadline)
             except UpstreamError as err:
                 err.message = self.d.redact(err.message)
                 err.request_id = self.d.redact.header(err.request_id)  # one from a body, too
@@ -382,6 +398,8 @@ class _Run(Generic[T]):
                 target.breaker.release()  # cancelled (the client left): no verdict on the target
                 raise
             target.breaker.success(clock.monotonic())
+            if self.trace is not None:
+                self.trace.served(target, self.attempts)
             return result, Served(target, self.attempts)
 
     async def _again(self, target: TargetRuntime, err: UpstreamError, retry_number: int) -> bool:
@@ -425,6 +443,9 @@ class _Run(Generic[T]):
             ErrorKind.TIMEOUT, f"route {self.policy.name!r} ran out of time before any attempt"
         )
 
+
+# The attempt's span when not tracing: entered and left for nothing.
+_NO_SPAN = contextlib.nullcontext()
 
 # What translating a malformed answer raises (a list where an object belongs, a string that is
 # not UTF-8, JSON nested past the interpreter's recursion limit): never a 500 of ours.
@@ -478,6 +499,7 @@ class UpstreamStream:
         self._open = False
         self.finished = False
         self.request_id: str | None = None
+        self.trace = tracing.current()
 
     async def open(
         self, upstreams: Upstreams, request: UpstreamRequest, first_timeout: float, redact: Redactor
@@ -549,6 +571,8 @@ class UpstreamStream:
         if self.translator.decoder.pending > limits.event:
             self.translator.decoder.discard()
             raise too_large(self.target.provider.name, "an event", "maxEventBytes", limits.event)
+        if self.finished and self.trace is not None:
+            self.trace.answered(self.target, self.translator.usage)
         return frames
 
     async def more(self) -> bytes:
@@ -592,6 +616,8 @@ class UpstreamStream:
         """A failure after the first byte still tells the breaker about the target."""
         if err.kind in TARGET_FAILURES:
             self.target.breaker.failure(clock.monotonic())
+        if self.trace is not None:
+            self.trace.error(err.kind.value)
         if err.limit is not None:
             self.metrics.limit_exceeded.labels(self.target.provider.name, err.limit).inc()
 

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from . import tracing
 from .adapters.base import JSON
 from .callers import caller_check
 from .connections import GuardedServer
@@ -411,14 +412,17 @@ class Router:
             "/metrics": self.metrics_endpoint,
             "/usage": self.usage,
         }
-        routes: dict[tuple[str, str], Handler] = {
-            ("POST", "/v1/chat/completions"): self.chat_completions,
-            ("POST", "/v1/embeddings"): self.embeddings,
-            ("POST", "/v1/messages"): self.messages,
-            ("POST", "/v1/messages/count_tokens"): self.count_tokens,
-            **{("GET", path): handler for path, handler in get.items()},
-            **{("HEAD", path): handler for path, handler in get.items()},
-        }
+        # Model requests get a span when tracing: wrapped here, once, not checked per request.
+        routes: dict[tuple[str, str], Handler] = tracing.traced(
+            {
+                ("POST", "/v1/chat/completions"): self.chat_completions,
+                ("POST", "/v1/embeddings"): self.embeddings,
+                ("POST", "/v1/messages"): self.messages,
+                ("POST", "/v1/messages/count_tokens"): self.count_tokens,
+                **{("GET", path): handler for path, handler in get.items()},
+                **{("HEAD", path): handler for path, handler in get.items()},
+            }
+        )
         known = {path for _, path in routes}
         check = caller_check(self.caller_tokens)
 
@@ -507,6 +511,7 @@ class _EventStream(web.StreamResponse):
 
 def _failed(err: UpstreamError) -> web.Response:
     """What a client gets when every target failed: OpenAI's error body and status."""
+    tracing.failed(err)
     return web.Response(
         status=err.client_status(),
         body=err.client_body(),

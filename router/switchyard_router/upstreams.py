@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp.client import _RequestContextManager
 
+from . import tracing
 from .adapters.base import UpstreamRequest
 from .egress import Egress
 from .table import Provider
@@ -26,6 +27,8 @@ class Upstreams:
         upstream = self._sessions.get((provider.name, provider.base_url)) or self._open(provider)
         if upstream.proxy_auth_plain:
             request.headers.update(upstream.proxy_auth_plain)
+        if tracing.ENABLED:  # the attempt's span is current: the provider may join the trace
+            tracing.inject(request.headers)
         return upstream.session.request(
             request.method,
             request.url,

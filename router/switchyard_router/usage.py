@@ -134,7 +134,7 @@ class _Totals:
     unpriced_requests: int = 0
 
 
-def _target_cost(target: TargetRuntime, usage: Usage) -> Decimal | None:
+def target_cost(target: TargetRuntime, usage: Usage) -> Decimal | None:
     return cost_of(usage, target.spec.pricing if target.spec else None)
 
 
@@ -167,7 +167,7 @@ class UsageLedger:
     ) -> Decimal | None:
         """The cost of one served answer, now (its response header tells it); the counting it
         calls for (latency, metrics, quota, spend) right after, once the answer has gone out."""
-        cost = _target_cost(target, usage)
+        cost = target_cost(target, usage)
         asyncio.get_running_loop().call_soon(self._count, target, key, series, seconds, usage, cost)
         return cost
 
@@ -175,7 +175,7 @@ class UsageLedger:
         self, target: TargetRuntime, key: KeyRuntime, series: TargetSeries, seconds: float, usage: Usage
     ) -> None:
         """`account` for an answer that has gone out already: the counting, at once."""
-        self._count(target, key, series, seconds, usage, _target_cost(target, usage))
+        self._count(target, key, series, seconds, usage, target_cost(target, usage))
 
     def _count(
         self,
