@@ -27,7 +27,7 @@ def test_the_endpoint_decides_whether_to_trace(env, endpoint):
 
 def test_grpc_is_refused_naming_the_variable_and_the_fix():
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}
-    with pytest.raises(TracingConfigError, match="OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc.*http/protobuf"):
+    with pytest.raises(TracingConfigError, match=r"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc.*http/protobuf"):
         configure(env)
     assert not tracing.ENABLED
 
