@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import kopf
+from switchyard_router import tracing
 
 DESCRIPTION = """\
 Compile LLMProvider and RoutingPolicy resources into the routers' ConfigMap and Secret,
@@ -84,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     except EndpointError as exc:
         print(f"switchyard-operator: --allow-endpoint: {exc}", file=sys.stderr)
         return 2
+    try:  # reconciles and probes traced when an OTLP endpoint is set (OTEL_* variables)
+        tracing.configure(service="switchyard-operator")
+    except tracing.TracingConfigError as exc:
+        print(f"switchyard-operator: {exc}", file=sys.stderr)
+        return 2
 
     if args.webhook is not None:
         from .webhook import WebhookConfig, register
@@ -111,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             memo=kopf.Memo(connection=None, endpoints=endpoints),
         )
     )
+    tracing.stop()  # the spans still buffered go out
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import kopf
 
+from . import tracing
 from .endpoints import EndpointPolicy
 from .grants import WATCH_SELECTOR
 from .health import DEFAULT_INTERVAL, probe_provider
@@ -104,7 +105,8 @@ async def cleanup(memo: Any, **_: Any) -> None:
 @kopf.on.create(GROUP, VERSION, POLICIES)
 @kopf.on.update(GROUP, VERSION, POLICIES)
 async def policy_changed(namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any) -> None:
-    await reconcile_policy(runtime(memo), _ns(namespace), name, logger)
+    with tracing.span("reconcile RoutingPolicy", _ns(namespace), name):
+        await reconcile_policy(runtime(memo), _ns(namespace), name, logger)
 
 
 # --------------------------------------------------------------------------- LLMProvider
@@ -114,7 +116,8 @@ async def policy_changed(namespace: str | None, name: str, memo: Any, logger: ko
 async def provider_resumed(
     namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
-    await reconcile_provider(runtime(memo), _ns(namespace), name, logger)
+    with tracing.span("reconcile LLMProvider", _ns(namespace), name):
+        await reconcile_provider(runtime(memo), _ns(namespace), name, logger)
 
 
 @kopf.on.create(GROUP, VERSION, PROVIDERS)
@@ -122,9 +125,10 @@ async def provider_resumed(
 async def provider_changed(
     namespace: str | None, name: str, memo: Any, logger: kopf.Logger, **_: Any
 ) -> None:
-    await reconcile_provider(runtime(memo), _ns(namespace), name, logger)
-    await fold_into_provider(runtime(memo), _ns(namespace), name, [], logger)  # budget changes
-    await recompile_for_provider(runtime(memo), _ns(namespace), name, logger)
+    with tracing.span("reconcile LLMProvider", _ns(namespace), name):
+        await reconcile_provider(runtime(memo), _ns(namespace), name, logger)
+        await fold_into_provider(runtime(memo), _ns(namespace), name, [], logger)  # budget changes
+        await recompile_for_provider(runtime(memo), _ns(namespace), name, logger)
 
 
 @kopf.on.event(GROUP, VERSION, PROVIDERS)
@@ -133,7 +137,8 @@ async def provider_event(
 ) -> None:
     PROVIDERS_SEEN.seen(_ns(namespace), name, None if type == "DELETED" else dict(body))
     if type == "DELETED":
-        await recompile_for_provider(runtime(memo), _ns(namespace), name, logger)
+        with tracing.span("reconcile LLMProvider", _ns(namespace), name, **{"switchyard.event": "DELETED"}):
+            await recompile_for_provider(runtime(memo), _ns(namespace), name, logger)
 
 
 @kopf.daemon(GROUP, VERSION, PROVIDERS, cancellation_timeout=1.0)

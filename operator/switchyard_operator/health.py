@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from switchyard_router.table import parse_duration
 
 from . import conditions as cond
+from . import tracing
 from .compile import resolve_provider
 from .kube import custom_path
 from .models import HealthState, HealthStatus, LLMProviderSpec
@@ -64,7 +65,10 @@ async def probe_provider(
     if resolved.provider is None:
         return interval
     key = next(iter(resolved.credentials.values()), None)
-    outcome = await probe(rt.http, resolved.provider, key, spec.health_check, rt.endpoints)
+    provider = resolved.provider
+    with tracing.span("probe", namespace, name, **{"switchyard.provider.type": str(provider.type)}) as span:
+        outcome = await probe(rt.http, provider, key, spec.health_check, rt.endpoints)
+        tracing.probe_result(span, outcome.ok, outcome.latency_ms, outcome.error)
 
     async with rt.lock(PROVIDERS, namespace, name):
         body = await rt.kube.get(path)

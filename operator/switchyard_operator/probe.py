@@ -13,7 +13,7 @@ import asyncio
 from dataclasses import dataclass
 
 import httpx
-from switchyard_router import clock
+from switchyard_router import clock, tracing
 from switchyard_router.adapters import adapter_for
 from switchyard_router.errors import redirect_error
 from switchyard_router.table import Provider, parse_duration
@@ -51,6 +51,9 @@ async def probe(
     else:
         request = adapter.models_request(provider, key)
     timeout = parse_duration(check.timeout)
+    headers = {**request.headers, "Accept-Encoding": "identity"}
+    if tracing.ENABLED:  # the probe's span is current: a provider that traces joins it
+        tracing.inject(headers)
     started = clock.monotonic()
     try:
         # Redirects are not followed (they would carry the key elsewhere), and the answer is
@@ -59,7 +62,7 @@ async def probe(
         async with asyncio.timeout(timeout), http.stream(
             request.method,
             request.url,
-            headers={**request.headers, "Accept-Encoding": "identity"},
+            headers=headers,
             content=request.body or None,
             timeout=timeout,
             follow_redirects=False,

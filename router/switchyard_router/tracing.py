@@ -115,6 +115,11 @@ def stop() -> None:
         shutdown()
 
 
+def tracer() -> Tracer | None:
+    """The tracer spans are made with; None when not tracing."""
+    return _STATE.tracer
+
+
 def current() -> RequestTrace | None:
     """The trace of the request this task serves, None when not tracing."""
     return _CURRENT.get()

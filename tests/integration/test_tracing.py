@@ -4,7 +4,6 @@ OpenTelemetry proto package); the simulator shows the traceparent that reached t
 from __future__ import annotations
 
 import asyncio
-import gzip
 import os
 import shutil
 import signal
@@ -18,74 +17,18 @@ import aiohttp
 import openai
 import pytest
 import yaml
-from aiohttp import web
 from openai import AsyncOpenAI
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from switchyard_router import clock, tracing
 from switchyard_router.breaker import BreakerState
 
+from ..otlp import Collector, attributes_of
 from .conftest import KEYS, table_for
 
 PROMPT = "the-secret-plan-for-tuesday"
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 CALLER = {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01", "tracestate": "vendor=abc"}
-
-
-class Collector:
-    """The /v1/traces endpoint of an OTLP/HTTP collector, keeping what it was sent."""
-
-    def __init__(self) -> None:
-        self.raw: list[bytes] = []
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/traces", self.receive)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
-
-    async def receive(self, request: web.Request) -> web.Response:
-        assert request.content_type == "application/x-protobuf"
-        body = await request.read()
-        if request.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        self.raw.append(body)
-        return web.Response(
-            body=ExportTraceServiceResponse().SerializeToString(), content_type="application/x-protobuf"
-        )
-
-    def spans(self) -> list[tuple[dict[str, Any], Span]]:
-        """(resource attributes, span) of every span received."""
-        out = []
-        for raw in self.raw:
-            message = ExportTraceServiceRequest()
-            message.ParseFromString(raw)
-            for resource_spans in message.resource_spans:
-                resource = attributes_of(resource_spans.resource.attributes)
-                for scope in resource_spans.scope_spans:
-                    out.extend((resource, span) for span in scope.spans)
-        return out
-
-
-def value_of(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [value_of(v) for v in value.array_value.values]
-    return getattr(value, kind)
-
-
-def attributes_of(pairs: Any) -> dict[str, Any]:
-    return {pair.key: value_of(pair.value) for pair in pairs}
 
 
 @pytest.fixture
