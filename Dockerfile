@@ -25,7 +25,7 @@ COPY cli/ cli/
 # Every dependency ships wheels for linux/amd64 and arm64: no compiler in either stage.
 # Byte-compile here so the runtime stage works with a read-only root filesystem. pip (and the
 # setuptools some venvs get) are only needed to install: the runtime image goes without them.
-RUN /opt/switchyard/bin/pip install --no-compile ".[operator]" \
+RUN /opt/switchyard/bin/pip install --no-compile ".[operator,tracing]" \
     && /opt/switchyard/bin/pip uninstall -q -y pip setuptools \
     && /opt/switchyard/bin/python -m compileall -q /opt/switchyard/lib
 

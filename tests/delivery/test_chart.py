@@ -60,6 +60,10 @@ CASES = [
     {"name": "badproxy", "namespace": NS, "values": {"proxy": {"httpsProxy": "socks5://proxy:1080"}}},
     {"name": "badendpoint", "namespace": NS, "values": {"endpoints": {"allowed": ["https://x/?token=1"]}}},
     {"name": "json", "namespace": NS, "values": {"logFormat": "json"}},
+    {"name": "traced", "namespace": NS,
+     "values": {"tracing": {"otlpEndpoint": "http://otel-collector.observability:4318", "captureContent": True},
+                "proxy": {"httpsProxy": "http://proxy.corp:3128"}}},
+    {"name": "badtracing", "namespace": NS, "values": {"tracing": {"otlpEndpoint": "otel-collector:4317"}}},
     {"name": "trusted", "namespace": NS, "values": {"trustBundle": {"configMap": "corp-ca"}}},
     {"name": "proxied", "namespace": NS,
      "values": {"proxy": {"httpsProxy": "http://proxy.corp:3128", "noProxy": ".svc.cluster.local,vllm"}}},
@@ -557,6 +561,27 @@ def test_proxy_values_reach_the_operators_probes_and_every_injected_router(rende
             WebhookConfig.model_validate(config).sidecar,
         )["spec"]["initContainers"][0]
         assert [e for e in router["env"] if e["name"].endswith("_PROXY")] == env
+
+
+def test_one_tracing_value_reaches_the_operator_and_every_injected_router(rendered: dict[str, Any]) -> None:
+    tracing = [
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel-collector.observability:4318"},
+        {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/protobuf"},
+        {"name": "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "value": "true"},
+    ]
+    for case, expected in (("sy", []), ("traced", tracing)):
+        docs = documents(rendered, case)
+        container = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        assert [e for e in container["env"] if e["name"].startswith("OTEL_")] == expected
+        config = yaml.safe_load(find(docs, "ConfigMap", f"{case}-switchyard-webhook")["data"]["config.yaml"])
+        router = inject_sidecar(
+            {"metadata": {}, "spec": {"containers": [{"name": "app"}]}}, "chatbot",
+            WebhookConfig.model_validate(config).sidecar,
+        )["spec"]["initContainers"][0]
+        assert [e for e in router["env"] if e["name"].startswith("OTEL_")] == expected
+    # Beside the proxy's variables, not instead of them.
+    assert {"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"} in router["env"]
+    assert "otlpEndpoint" in rendered["cases"]["badtracing"]["error"]
 
 
 def test_json_logs_for_the_operator_and_every_injected_router(rendered: dict[str, Any]) -> None:

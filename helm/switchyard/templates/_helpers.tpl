@@ -126,6 +126,19 @@ seccompProfile:
 {{- end }}
 
 {{/* The egress proxy variables (`proxy` values) as container env: the operator's probes and the injected routers. */}}
+{{- define "switchyard.tracingEnv" -}}
+{{- with .Values.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: http/protobuf
+{{- if $.Values.tracing.captureContent }}
+- name: OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
+  value: "true"
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "switchyard.proxyEnv" -}}
 {{- range $name, $key := dict "HTTPS_PROXY" "httpsProxy" "HTTP_PROXY" "httpProxy" "NO_PROXY" "noProxy" }}
 {{- with index $.Values.proxy $key }}
