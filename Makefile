@@ -23,7 +23,7 @@ $(BIN)/.installed: pyproject.toml
 $(BENCH_VENV)/bin/.installed: pyproject.toml
 	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q --upgrade pip
-	$(BENCH_VENV)/bin/pip install -q -e .
+	$(BENCH_VENV)/bin/pip install -q -e '.[tracing]'
 	touch $@
 
 demo: $(BIN)/.installed

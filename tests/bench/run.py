@@ -8,6 +8,11 @@ simulator share core 0; the proxy under test (router or floor, never loaded at t
 alone on core 1. Then the router's RSS and its start-to-first-served-request time.
 
     python -m tests.bench.run [--duration 3] [--repeat 3] [--sched nice|rt] [--json results.json]
+                              [--no-tracing]
+
+A fourth mode, "traced", is a second router exporting a span per request and per attempt over
+OTLP/HTTP to a local collector sink (tests/bench/otlp_sink.py, on core 0): tracing on against
+the plain router's tracing off, each as a ratio to the floor. --no-tracing leaves it out.
 
 About 5.5 minutes with the defaults: three interleaved rounds, so that each number is a median
 and one slow moment of a shared VM does not decide a target. As root the bench runs at nice -20
@@ -38,12 +43,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PYTHON = sys.executable
 LOADGEN_CORE, PROXY_CORE = 0, 1
-MODES = ("direct", "router", "floor")
+MODES: tuple[str, ...] = ("direct", "router", "traced", "floor")
 KINDS = ("json", "stream")
 CONCURRENCY = (1, 16, 64)
 PROVIDER = "bench"  # the simulator's path label for the one provider
@@ -170,6 +176,15 @@ def write_table(workdir: Path, sim_url: str) -> Path:
 def router_argv(port: int, table: Path) -> list[str]:
     options = ["--port", str(port), "--config", str(table), "--log-level", "ERROR"]
     return [PYTHON, "-m", "switchyard_router", *options]
+
+
+def sink_argv(port: int) -> list[str]:
+    return [PYTHON, "-m", "tests.bench.otlp_sink", "--port", str(port)]
+
+
+def traced_env(env: dict[str, str], sink_url: str) -> dict[str, str]:
+    """The traced router's environment: an OTLP endpoint, as the chart's tracing value sets it."""
+    return {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
 
 
 def floor_argv(port: int, sim_url: str) -> list[str]:
@@ -453,6 +468,13 @@ def targets(cells: Cells, rss: float, start_ms: float) -> list[Target]:
             out.append(compare(cells, name, f"{pct}_ms", "router", "direct", kind, 1, limit, "ms"))
     name = "stream TTFB router-floor, c=16, p50"
     out.append(compare(cells, name, "ttfb_p50_ms", "router", "floor", "stream", 16, 1.0, "ms"))
+    if "traced" in MODES:
+        for kind in KINDS:
+            name = f"throughput traced/floor, c=16, {kind}"
+            out.append(compare(cells, name, "rps", "traced", "floor", kind, 16, 0.6, "x"))
+        for kind in KINDS:
+            name = f"added latency traced-direct, c=1, {kind} p50"
+            out.append(compare(cells, name, "p50_ms", "traced", "direct", kind, 1, 0.6, "ms"))
     # The issue says 60 MB: read strictly, as 10^6 bytes (57.2 MiB), not the looser 60 MiB.
     out.append(Target("router RSS after the run (VmRSS)", rss * MIB / 1e6, 60, "MB"))
     out.append(Target("router start to first served request (median of 3)", start_ms, 1000, "ms"))
@@ -563,11 +585,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="priority over other work on the machine (default nice; needs root; see prioritise())",
     )
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    parser.add_argument(
+        "--no-tracing", action="store_true", help="leave out the traced router (mode 'traced')"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    global MODES
     args = parse_args(argv)
+    if args.no_tracing:
+        MODES = tuple(m for m in MODES if m != "traced")
     wrk = ensure_tools()
     os.sched_setaffinity(0, {LOADGEN_CORE})  # keep this orchestrator off the proxy's core
     sched = prioritise(args.sched)
@@ -598,10 +626,22 @@ def main(argv: list[str] | None = None) -> int:
                 "floor": f"{floor.url}/v1/chat/completions",
             }
             proxies = {"direct": None, "router": router.proc.pid, "floor": floor.proc.pid}
+            pins = {sim.proc.pid: LOADGEN_CORE, router.proc.pid: PROXY_CORE, floor.proc.pid: PROXY_CORE}
+            traced: Server | None = None
+            sink: Server | None = None
+            if "traced" in MODES:
+                sink = start("otlp-sink", sink_argv(free_port()), LOADGEN_CORE, workdir, cwd=REPO)
+                servers.append(sink)
+                env = traced_env(router_env, sink.url)
+                traced = start("traced", router_argv(free_port(), table), PROXY_CORE, workdir, env=env, cwd=workdir)
+                servers.append(traced)
+                urls["traced"] = f"{traced.url}/v1/chat/completions"
+                proxies["traced"] = traced.proc.pid
+                pins[traced.proc.pid] = PROXY_CORE
+                pins[sink.proc.pid] = LOADGEN_CORE
             for mode, url in urls.items():
                 if any(post(url, kind) != 200 for kind in KINDS):
                     raise SystemExit(f"bench: a chat completion to {mode} ({url}) failed")
-            pins = {sim.proc.pid: LOADGEN_CORE, router.proc.pid: PROXY_CORE, floor.proc.pid: PROXY_CORE}
             rig = Rig(wrk, args, sim.proc.pid, pins)
             cells = {(m, k, c): Cell(m, k, c) for m in MODES for k in KINDS for c in CONCURRENCY}
             for round_ in range(args.repeat):
@@ -614,8 +654,14 @@ def main(argv: list[str] | None = None) -> int:
                             run = measure(rig, urls[mode], kind, c, proxies[mode])
                             cells[mode, kind, c].runs.append(run)
             rss, hwm = vm_mib(router.proc.pid, "VmRSS"), vm_mib(router.proc.pid, "VmHWM")
+            traced_rss = vm_mib(traced.proc.pid, "VmRSS") if traced is not None else None
             for server in (router, floor):
                 stop(server)
+            exported = None
+            if traced is not None and sink is not None:
+                stop(traced)  # its last spans go out as it stops
+                with urlopen(f"{sink.url}/spans") as answer:
+                    exported = int(answer.read())
             progress("bench: router start-up times")
             compile_sources()
             starts = [startup_ms(table, router_env, workdir) for _ in range(3)]
@@ -638,6 +684,11 @@ def main(argv: list[str] | None = None) -> int:
         f"router RSS after the run: {rss:.1f} MiB = {rss * MIB / 1e6:.1f} MB (peak {hwm:.1f} MiB); start to first served request: "
         f"{', '.join(f'{s:.0f}' for s in starts)} ms -> median {start_ms:.0f} ms"
     )
+    if traced_rss is not None:
+        print(
+            f"traced router RSS after the run: {traced_rss:.1f} MiB = {traced_rss * MIB / 1e6:.1f} MB; "
+            f"spans the sink received: {exported}"
+        )
     print()
     for check in checks:
         print(check.line())
@@ -650,6 +701,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = {k: v for k, v in vars(args).items() if k != "json"} | {"priority": sched}
         settings["python"] = f"{platform.python_version()} {os.path.realpath(PYTHON)}"
         router_facts = {
+            "traced_rss_mib": traced_rss,
+            "spans_exported": exported,
             "rss_mib": rss,
             "peak_rss_mib": hwm,
             "startup_ms": starts,
