@@ -83,6 +83,7 @@ def configure(environ: Mapping[str, str] = os.environ, service: str = "switchyar
                 )
             break
     try:
+        import requests
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -96,8 +97,11 @@ def configure(environ: Mapping[str, str] = os.environ, service: str = "switchyar
     provider = TracerProvider(
         resource=Resource.create({} if named else {"service.name": service}), shutdown_on_exit=False
     )
-    # The exporter reads the endpoint, headers, timeout and compression from OTEL_* itself.
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # The exporter reads the endpoint, headers, timeout and compression from OTEL_* itself. The
+    # collector is reached directly: HTTPS_PROXY is for provider traffic, not telemetry.
+    session = requests.Session()
+    session.trust_env = False
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(session=session)))
     _STATE.tracer = provider.get_tracer("switchyard")
     _STATE.capture = environ.get(CAPTURE_ENV, "").strip().lower() == "true"
     _STATE.shutdown = provider.shutdown

@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import openai
@@ -236,6 +237,9 @@ async def test_the_console_script_exports_with_otel_env(sim, collector, tmp_path
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.url}/v1/traces",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_SERVICE_NAME": "chatbot-gateway",
+        # A proxy that answers nothing, bypassed for the provider only: spans go direct anyway.
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": urlsplit(sim.url).netloc,
     }
     process = await asyncio.create_subprocess_exec(
         script, "--port", str(port), "--config", str(config),
