@@ -266,3 +266,29 @@ async def test_the_console_script_exports_with_otel_env(sim, collector, tmp_path
     assert seen is not None
     assert seen["headers"]["traceparent"].split("-")[2] == attempts[0].span_id.hex()
     assert_nothing_secret(collector)
+
+
+async def test_a_callers_malformed_or_oversized_trace_context_starts_a_new_trace(
+    sim, start_router, collector, traced
+):
+    start, flush = traced
+    start()
+    _, url = await start_router(table_for(sim.url))
+    hostile = [
+        {"traceparent": f"00-{'0' * 32}-{CALLER_SPAN}-01"},  # the invalid all-zero trace id
+        {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01-extra;{'x' * 2000}"},
+        {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01", "tracestate": ",".join(f"k{i}=v" for i in range(64))},
+    ]
+    async with aiohttp.ClientSession() as http:
+        for headers in hostile:
+            body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+            async with http.post(f"{url}/v1/chat/completions", json=body, headers=headers) as resp:
+                assert resp.status == 200
+    servers = [s for _, s in await flush() if s.kind == Span.SPAN_KIND_SERVER]
+    assert len(servers) == 3
+    assert all(s.trace_id.hex() != "0" * 32 for s in servers)
+    assert servers[0].parent_span_id == b"" and servers[1].parent_span_id == b""
+    # W3C allows at most 32 tracestate members: a longer list is not passed on to the provider.
+    seen = sim.last_request("primary")
+    assert seen is not None
+    assert len(seen["headers"].get("tracestate", "").split(",")) <= 32
