@@ -165,19 +165,18 @@ def _wrap(tracer: Tracer, handler: Handler, operation: str) -> Handler:
         attached = context.attach(trace.set_span_in_context(span, parent))
         try:
             response = await handler(request)
-        except asyncio.CancelledError:
-            trace_.error("ClientGone")
+        except BaseException as exc:  # the client hung up (handler_cancellation), or a bug
+            trace_.error("ClientGone" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__)
             raise
-        finally:
-            context.detach(attached)
-            _CURRENT.reset(token)
-        try:
+        else:
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 400 and not trace_.failed_kind:
                 trace_.error(str(response.status))
             elif not trace_.failed_kind:
                 span.set_status(StatusCode.OK)
         finally:
+            context.detach(attached)
+            _CURRENT.reset(token)
             span.end()
         return response
 

@@ -24,7 +24,7 @@ from switchyard_router import clock, tracing
 from switchyard_router.breaker import BreakerState
 
 from ..otlp import Collector, attributes_of
-from .conftest import KEYS, table_for
+from .conftest import KEYS, client_gone_settles, table_for
 
 PROMPT = "the-secret-plan-for-tuesday"
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -292,3 +292,22 @@ async def test_a_callers_malformed_or_oversized_trace_context_starts_a_new_trace
     seen = sim.last_request("primary")
     assert seen is not None
     assert len(seen["headers"].get("tracestate", "").split(",")) <= 32
+
+
+async def test_a_client_that_hangs_up_ends_its_spans_as_client_gone(sim, start_router, collector, traced):
+    start, flush = traced
+    start()
+    router, url = await start_router(table_for(sim.url, timeout="5s"))
+    sim.set_faults("primary", hang_rate=1.0)
+    body = {"model": "chat", "messages": [{"role": "user", "content": PROMPT}]}
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(TimeoutError):
+            async with http.post(
+                f"{url}/v1/chat/completions", json=body, timeout=aiohttp.ClientTimeout(total=0.3)
+            ):
+                pass
+    await client_gone_settles(router)
+    request, attempts = by_kind(await flush())
+    assert attributes_of(request.attributes)["error.type"] == "ClientGone"
+    assert [attributes_of(s.attributes)["error.type"] for s in attempts] == ["ClientGone"]
+    assert attempts[0].parent_span_id == request.span_id
