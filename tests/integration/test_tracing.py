@@ -311,3 +311,19 @@ async def test_a_client_that_hangs_up_ends_its_spans_as_client_gone(sim, start_r
     assert attributes_of(request.attributes)["error.type"] == "ClientGone"
     assert [attributes_of(s.attributes)["error.type"] for s in attempts] == ["ClientGone"]
     assert attempts[0].parent_span_id == request.span_id
+
+
+async def test_a_stream_that_breaks_after_its_first_byte_marks_the_request(sim, start_router, collector, traced):
+    start, flush = traced
+    start()
+    _, url = await start_router(table_for(sim.url))
+    sim.set_faults("primary", cut_rate=1.0, chunk_delay_ms=30)
+    body = {"model": "chat", "messages": [{"role": "user", "content": PROMPT}], "stream": True}
+    async with aiohttp.ClientSession() as http, http.post(f"{url}/v1/chat/completions", json=body) as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    assert '"error"' in text
+    request, attempts = by_kind(await flush())
+    assert attributes_of(request.attributes)["error.type"] == "ConnectionError"
+    assert request.status.code == Status.STATUS_CODE_ERROR
+    assert attempts[0].status.code == Status.STATUS_CODE_OK  # its first chunk came: no fallback

@@ -61,3 +61,12 @@ def test_the_console_script_refuses_an_unsupported_protocol_at_start():
     )
     assert done.returncode == 2
     assert "OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in done.stderr
+
+
+def test_the_operator_refuses_an_unsupported_protocol_at_start(monkeypatch, capsys):
+    from switchyard_operator import cli
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    assert cli.main(["-A", "--standalone"]) == 2
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in capsys.readouterr().err
