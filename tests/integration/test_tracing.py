@@ -327,3 +327,17 @@ async def test_a_stream_that_breaks_after_its_first_byte_marks_the_request(sim, 
     assert attributes_of(request.attributes)["error.type"] == "ConnectionError"
     assert request.status.code == Status.STATUS_CODE_ERROR
     assert attempts[0].status.code == Status.STATUS_CODE_OK  # its first chunk came: no fallback
+
+
+async def test_the_messages_api_is_traced_as_chat(sim, start_router, collector, traced):
+    start, flush = traced
+    start()
+    _, url = await start_router(table_for(sim.url))
+    body = {"model": "chat", "max_tokens": 32, "messages": [{"role": "user", "content": PROMPT}]}
+    async with aiohttp.ClientSession() as http, http.post(f"{url}/v1/messages", json=body, headers=CALLER) as resp:
+        assert resp.status == 200
+    request, attempts = by_kind(await flush())
+    assert request.trace_id.hex() == CALLER_TRACE
+    assert attributes_of(request.attributes)["gen_ai.operation.name"] == "chat"
+    assert [s.parent_span_id for s in attempts] == [request.span_id]
+    assert_nothing_secret(collector)
