@@ -23,6 +23,7 @@ from switchyard_router.table import (
     Pricing,
     Provider,
     RateLimits,
+    Reasoning,
     RetryPolicy,
     Route,
     RoutingTable,
@@ -215,6 +216,9 @@ def resolve_provider(
                     context_window=m.context_window,
                     pricing=None if m.pricing is None else Pricing.model_validate(
                         m.pricing.model_dump(by_alias=False)
+                    ),
+                    reasoning=None if m.reasoning is None else Reasoning.model_validate(
+                        m.reasoning.model_dump(by_alias=False)
                     ),
                 )
                 for m in spec.models

@@ -157,6 +157,35 @@ class PricingSpec(SpecModel):
     )
 
 
+ReasoningStyleName = Literal["Effort", "AnthropicAdaptive", "AnthropicBudget", "GeminiLevel", "GeminiBudget"]
+
+
+class ReasoningBudgetsSpec(SpecModel):
+    """Thinking tokens per reasoning effort, for the budget styles."""
+
+    minimal: int = Field(default=1024, ge=0, le=1_000_000, description="Tokens for effort minimal.")
+    low: int = Field(default=2048, ge=0, le=1_000_000, description="Tokens for effort low.")
+    medium: int = Field(default=8192, ge=0, le=1_000_000, description="Tokens for effort medium.")
+    high: int = Field(default=24576, ge=0, le=1_000_000, description="Tokens for effort high.")
+    xhigh: int = Field(default=32768, ge=0, le=1_000_000, description="Tokens for effort xhigh.")
+
+
+class ReasoningSpec(SpecModel):
+    """How the model takes reasoning control, so a client's reasoning_effort (or Anthropic
+    thinking, or Responses' reasoning.effort) reaches it in its family's own terms."""
+
+    style: ReasoningStyleName = Field(
+        description="Effort: OpenAI reasoning_effort as sent; AnthropicAdaptive: thinking adaptive with "
+        "output_config.effort; AnthropicBudget: thinking enabled with budgetTokens per effort; "
+        "GeminiLevel: thinkingConfig.thinkingLevel; GeminiBudget: thinkingConfig.thinkingBudget.",
+    )
+    budgets: ReasoningBudgetsSpec = Field(
+        default_factory=ReasoningBudgetsSpec,
+        json_schema_extra={"default": {}},
+        description="Thinking tokens per effort, for AnthropicBudget and GeminiBudget.",
+    )
+
+
 class ModelEntry(SpecModel):
     """A model served by the provider, with its context window and prices."""
 
@@ -174,6 +203,11 @@ class ModelEntry(SpecModel):
     )
     pricing: PricingSpec | None = Field(
         default=None, description="Prices used for spend accounting; unpriced when unset."
+    )
+    reasoning: ReasoningSpec | None = Field(
+        default=None,
+        description="How the model takes reasoning control; when unset, Anthropic and Gemini "
+        "targets drop a client's reasoning effort and say so (x-switchyard-reasoning).",
     )
 
 

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 
 from . import tracing
+from .adapters import reasoning
 from .adapters.base import JSON
 from .callers import caller_check
 from .connections import GuardedServer
@@ -291,7 +292,7 @@ class Router:
             self.metrics.request_done(name, err.kind.value)
             return failed(err)
         self.metrics.request_done(name, "ok")
-        headers = _served_headers(name, result.served, result.request_id)
+        headers = _served_headers(name, result.served, result.request_id, _chat_of(body, shape))
         if wire is not None:
             wire.served(headers)
         headers["x-switchyard-cost-usd"] = "unpriced" if result.cost is None else str(result.cost)
@@ -317,7 +318,8 @@ class Router:
         except UpstreamError as err:
             self.metrics.request_done(name, err.kind.value)
             return _failed(err) if wire is None else wire.failed(err)
-        headers = {**_SSE_HEADERS, **_served_headers(name, served, stream.request_id)}
+        served_headers = _served_headers(name, served, stream.request_id, _chat_of(body, shape))
+        headers = {**_SSE_HEADERS, **served_headers}
         if wire is not None:
             wire.served(headers)
         if stream.finished:
@@ -551,13 +553,25 @@ def _no_problem(body: JSON) -> tuple[str, str] | None:
     return None  # checked as it is translated
 
 
-def _served_headers(route: str, served: Served, request_id: str | None) -> dict[str, str]:
+def _chat_of(body: JSON, shape: Shape | None) -> JSON:
+    """The chat request a target was sent (a Messages request's translation, if one was made)."""
+    if isinstance(shape, anthropic.MessagesShape):
+        return shape.translated or {}
+    return body
+
+
+def _served_headers(route: str, served: Served, request_id: str | None, chat: JSON) -> dict[str, str]:
+    target = served.target
     headers = {
         "x-switchyard-route": route,
-        "x-switchyard-provider": served.target.provider.name,
-        "x-switchyard-model": served.target.model,
+        "x-switchyard-provider": target.provider.name,
+        "x-switchyard-model": target.model,
         "x-switchyard-attempts": str(served.attempts),
     }
+    if reasoning.dropped(target.provider, target.model, chat):
+        headers["x-switchyard-reasoning"] = (
+            f"dropped: model {target.model} of {target.provider.name} declares no reasoning style"
+        )
     if request_id:  # the provider's, where the SDKs look for it
         headers["x-request-id"] = request_id
     return headers

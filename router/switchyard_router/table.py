@@ -110,10 +110,38 @@ class Pricing(_Model):
     cache_write_per_million_tokens: Money | None = None
 
 
+class ReasoningStyle(StrEnum):
+    """How a model takes reasoning control, in its family's own terms."""
+
+    EFFORT = "Effort"  # OpenAI's reasoning_effort, as the client sent it
+    ANTHROPIC_ADAPTIVE = "AnthropicAdaptive"  # thinking {type: adaptive}, output_config.effort
+    ANTHROPIC_BUDGET = "AnthropicBudget"  # thinking {type: enabled, budget_tokens}
+    GEMINI_LEVEL = "GeminiLevel"  # thinkingConfig.thinkingLevel (low, high)
+    GEMINI_BUDGET = "GeminiBudget"  # thinkingConfig.thinkingBudget
+
+
+class ReasoningBudgets(_Model):
+    """Thinking tokens for each effort, for the budget styles (Anthropic's minimum is 1024)."""
+
+    minimal: int = Field(default=1024, ge=0)
+    low: int = Field(default=2048, ge=0)
+    medium: int = Field(default=8192, ge=0)
+    high: int = Field(default=24576, ge=0)
+    xhigh: int = Field(default=32768, ge=0)
+
+
+class Reasoning(_Model):
+    style: ReasoningStyle
+    budgets: ReasoningBudgets = ReasoningBudgets()
+
+
 class ModelSpec(_Model):
     name: str = Field(min_length=1)
     context_window: int | None = Field(default=None, gt=0)
     pricing: Pricing | None = None
+    # Declared: a client's reasoning_effort reaches the model in its family's terms; undeclared,
+    # Anthropic and Gemini targets drop it (x-switchyard-reasoning says so).
+    reasoning: Reasoning | None = None
 
 
 class RateLimits(_Model):

@@ -246,3 +246,29 @@ async def test_the_caller_token_comes_as_x_api_key(sim):
             assert resp.status == 401
     finally:
         await runner.cleanup()
+
+
+async def test_reasoning_reaches_each_family_in_its_terms_or_is_dropped_with_a_header(sim, start_router):
+    """The table declares how gem's model takes reasoning; claude's model declares nothing."""
+    table = table_for(sim.url)
+    table["providers"][2]["models"][0]["reasoning"] = {"style": "GeminiBudget"}
+    _, url = await start_router(table)
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0) as client:
+        thinking = {"type": "enabled", "budget_tokens": 2000}
+        raw = await client.messages.with_raw_response.create(model="gem/gemini-sim", thinking=thinking, **ask())
+        assert "x-switchyard-reasoning" not in raw.headers
+        config = sim.last_request("gem")["body"]["generationConfig"]
+        assert config["thinkingConfig"] == {"thinkingBudget": 2048}  # budget 2000: effort low
+    chat = {"messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "high"}
+    async with ClientSession() as http:
+        async with http.post(f"{url}/v1/chat/completions", json={"model": "claude/claude-sim", **chat}) as resp:
+            assert resp.status == 200
+            assert resp.headers["x-switchyard-reasoning"].startswith("dropped: model claude-sim of claude")
+        assert "thinking" not in sim.last_request("claude")["body"]
+        request = {"model": "gem/gemini-sim", "stream": True, **chat}
+        async with http.post(f"{url}/v1/chat/completions", json=request) as resp:
+            assert "x-switchyard-reasoning" not in resp.headers
+        assert sim.last_request("gem")["body"]["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 24576}
+        async with http.post(f"{url}/v1/chat/completions", json={"model": "primary/gpt-sim", **chat}) as resp:
+            assert "x-switchyard-reasoning" not in resp.headers  # OpenAI's own field, passed on
+        assert sim.last_request("primary")["body"]["reasoning_effort"] == "high"

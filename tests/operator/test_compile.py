@@ -58,7 +58,7 @@ def test_every_table_setting_is_reachable():
         headers={"X-Team": "a"}, defaultMaxTokens=77, limits={"requestsPerMinute": 5, "tokensPerMinute": 9}, allowAnyModel=True,
         models=[{"name": "m1", "contextWindow": 1000, "pricing": {
             "inputPerMillionTokens": "0.1", "outputPerMillionTokens": "0.2", "cachedInputPerMillionTokens": "0.05",
-            "cacheWritePerMillionTokens": "0.125"}}],
+            "cacheWritePerMillionTokens": "0.125"}, "reasoning": {"style": "GeminiBudget", "budgets": {"low": 512}}}],
     )
     body = policy(targets=[("vllm", "m1")], strategy="Weighted", retry={"attempts": 4, "backoff": {"base": "50ms", "max": "2s"}},
                   timeout="9s", firstTokenTimeout="3s", deadline="60s", maxAttempts=6)
@@ -76,6 +76,8 @@ def test_every_table_setting_is_reachable():
     assert (p.limits.requests_per_minute, p.limits.tokens_per_minute, p.allow_any_model) == (5, 9, True)
     assert p.models[0].context_window == 1000 and str(p.models[0].pricing.cached_input_per_million_tokens) == "0.05"
     assert str(p.models[0].pricing.cache_write_per_million_tokens) == "0.125"
+    reasoning = p.models[0].reasoning
+    assert (reasoning.style, reasoning.budgets.low, reasoning.budgets.high) == ("GeminiBudget", 512, 24576)
     r = table.routes[0]
     assert (r.strategy, r.targets[0].weight, r.retry.attempts, r.retry.backoff.base, r.retry.backoff.max) == (
         "Weighted", 5, 4, 0.05, 2.0)

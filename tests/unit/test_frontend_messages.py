@@ -300,3 +300,21 @@ def test_errors_in_anthropics_shape(kind: ErrorKind, status: int, type_: str) ->
     }
     name, data = SSEDecoder().feed(m.error_event(err))[0]
     assert name == "error" and orjson.loads(data)["error"] == {"type": type_, "message": "it failed"}
+
+
+@pytest.mark.parametrize(
+    ("thinking", "effort"),
+    [
+        ({"type": "adaptive"}, "medium"),
+        ({"type": "enabled", "budget_tokens": 1024}, "low"),
+        ({"type": "enabled", "budget_tokens": 10000}, "medium"),
+        ({"type": "enabled", "budget_tokens": 32000}, "high"),
+        ({"type": "disabled"}, None),
+    ],
+)
+def test_thinking_becomes_a_reasoning_effort(thinking: dict, effort: str | None) -> None:
+    assert m.chat_request(body(thinking=thinking)).get("reasoning_effort") == effort
+
+
+def test_a_thinking_budget_that_is_no_number_is_refused() -> None:
+    assert "thinking.budget_tokens" in refused(body(thinking={"type": "enabled", "budget_tokens": "lots"}))

@@ -32,6 +32,7 @@ from .base import (
     upstream_request_id,
     valid_request_id,
 )
+from .reasoning import anthropic_thinking
 
 API_VERSION = "2023-06-01"
 
@@ -355,6 +356,7 @@ def _request_body(provider: Provider, model: str, body: JSON, stream: bool) -> J
     if stream:
         out["stream"] = True
     _add_sampling(body, out)
+    anthropic_thinking(provider, model, body, out)
     _add_tools(body, out)
     if body.get("user"):
         out["metadata"] = {"user_id": body["user"]}

@@ -36,6 +36,7 @@ from .base import (
     error_message,
     sse_frame,
 )
+from .reasoning import gemini_thinking
 
 _VERSION = "v1beta"
 
@@ -736,6 +737,10 @@ class GeminiAdapter(ProviderAdapter):
     ) -> UpstreamRequest:
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         payload = _generate_request(body, model)
+        config = payload.get("generationConfig") or {}
+        gemini_thinking(provider, model, body, config)
+        if config:
+            payload["generationConfig"] = config
         return UpstreamRequest(_url(provider, model, method), _headers(provider, key), orjson.dumps(payload))
 
     def chat_response(self, body: bytes, model: str) -> tuple[bytes, Usage]:

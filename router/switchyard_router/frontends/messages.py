@@ -227,6 +227,21 @@ def _tool_choice(choice: JSON, chat: JSON) -> None:
         chat["parallel_tool_calls"] = False
 
 
+def _effort(thinking: Any) -> str | None:
+    """Anthropic's thinking as the chat request's reasoning_effort (which each family takes in
+    its own terms, as the model entry declares: adapters/reasoning.py). A budget maps to the
+    effort whose default budget it reaches; adaptive thinking is the middle effort."""
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind == "adaptive":
+        return "medium"
+    if kind != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int):
+        raise _bad("thinking.budget_tokens", "must be an integer")
+    return "low" if budget < 8192 else "medium" if budget < 24576 else "high"
+
+
 def chat_request(body: JSON) -> JSON:
     """The internal chat request for a non-Anthropic target (BadRequest naming a field that has
     no counterpart there)."""
@@ -249,6 +264,9 @@ def chat_request(body: JSON) -> JSON:
     user = metadata.get("user_id") if isinstance(metadata, dict) else None
     if isinstance(user, str):
         chat["user"] = user
+    effort = _effort(body.get("thinking"))
+    if effort is not None:
+        chat["reasoning_effort"] = effort
     tools = _tools(body.get("tools"))
     if tools:
         chat["tools"] = tools
@@ -446,6 +464,11 @@ class MessagesShape:
     def chat(self) -> JSON:
         if self._chat is None:  # built once, for the first non-Anthropic target tried
             self._chat = chat_request(self.body)
+        return self._chat
+
+    @property
+    def translated(self) -> JSON | None:
+        """The chat request, once a non-Anthropic target needed it."""
         return self._chat
 
     def request(self, target: TargetRuntime, key: str | None, stream: bool) -> UpstreamRequest:
