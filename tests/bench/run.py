@@ -61,7 +61,15 @@ MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant. Answer briefly."},
     {"role": "user", "content": "Say hello to the benchmark in one short sentence."},
 ]
+# Client APIs other than chat completions: one JSON cell each, through the router only, at c=16,
+# measured against the floor's chat completions (the floor cannot translate): what the API's
+# translation and routing cost beside the floor's bare forwarding.
+API_CELLS = {"messages": "/v1/messages"}
+API_CONCURRENCY = 16
 BODIES = {
+    "messages": json.dumps(
+        {"model": MODEL, "system": MESSAGES[0]["content"], "messages": MESSAGES[1:], "max_tokens": 64}
+    ),
     "json": json.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": 64}),
     "stream": json.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": 64, "stream": True}),
 }
@@ -413,6 +421,10 @@ def results_table(cells: dict[tuple[str, str, int], Cell]) -> str:
                 values = "".join(f"{fmt(cell.value(key), spec):>{w}}" for _, _, key, w, spec in COLUMNS)
                 lines.append(f"{kind:<7}{c:>3}  {mode:<7}{values}")
             lines.append("")
+    for kind in API_CELLS:
+        cell = cells["router", kind, API_CONCURRENCY]
+        values = "".join(f"{fmt(cell.value(key), spec):>{w}}" for _, _, key, w, spec in COLUMNS)
+        lines.append(f"{kind[:7]:<7}{API_CONCURRENCY:>3}  {'router':<7}{values}")
     return "\n".join(lines)
 
 
@@ -466,6 +478,11 @@ def targets(cells: Cells, rss: float, start_ms: float) -> list[Target]:
         for pct, limit in (("p50", 0.6), ("p99", 3.0)):
             name = f"added latency router-direct, c=1, {kind} {pct}"
             out.append(compare(cells, name, f"{pct}_ms", "router", "direct", kind, 1, limit, "ms"))
+    for kind in API_CELLS:  # the same 0.6 floor ratio as chat completions
+        ratio = Target(f"throughput router {kind}/floor chat, c=16, json", None, 0.6, "x", at_least=True)
+        x, y = cells["router", kind, API_CONCURRENCY].value("rps"), cells["floor", "json", 16].value("rps")
+        ratio.measured = x / y if x and y else None
+        out.append(ratio)
     name = "stream TTFB router-floor, c=16, p50"
     out.append(compare(cells, name, "ttfb_p50_ms", "router", "floor", "stream", 16, 1.0, "ms"))
     if "traced" in MODES:
@@ -642,8 +659,13 @@ def main(argv: list[str] | None = None) -> int:
             for mode, url in urls.items():
                 if any(post(url, kind) != 200 for kind in KINDS):
                     raise SystemExit(f"bench: a chat completion to {mode} ({url}) failed")
+            api_urls = {kind: f"{router.url}{path}" for kind, path in API_CELLS.items()}
+            for kind, url in api_urls.items():
+                if post(url, kind) != 200:
+                    raise SystemExit(f"bench: a {kind} request to the router ({url}) failed")
             rig = Rig(wrk, args, sim.proc.pid, pins)
             cells = {(m, k, c): Cell(m, k, c) for m in MODES for k in KINDS for c in CONCURRENCY}
+            cells |= {("router", k, API_CONCURRENCY): Cell("router", k, API_CONCURRENCY) for k in API_CELLS}
             for round_ in range(args.repeat):
                 for kind in KINDS:
                     for c in CONCURRENCY:
@@ -653,6 +675,10 @@ def main(argv: list[str] | None = None) -> int:
                             progress(f"bench: round {round_ + 1}/{args.repeat} {kind} c={c} {mode}")
                             run = measure(rig, urls[mode], kind, c, proxies[mode])
                             cells[mode, kind, c].runs.append(run)
+                for kind, url in api_urls.items():
+                    progress(f"bench: round {round_ + 1}/{args.repeat} {kind} c={API_CONCURRENCY} router")
+                    run = measure(rig, url, kind, API_CONCURRENCY, proxies["router"])
+                    cells["router", kind, API_CONCURRENCY].runs.append(run)
             rss, hwm = vm_mib(router.proc.pid, "VmRSS"), vm_mib(router.proc.pid, "VmHWM")
             traced_rss = vm_mib(traced.proc.pid, "VmRSS") if traced is not None else None
             for server in (router, floor):
