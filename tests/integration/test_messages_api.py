@@ -272,3 +272,25 @@ async def test_reasoning_reaches_each_family_in_its_terms_or_is_dropped_with_a_h
         async with http.post(f"{url}/v1/chat/completions", json={"model": "primary/gpt-sim", **chat}) as resp:
             assert "x-switchyard-reasoning" not in resp.headers  # OpenAI's own field, passed on
         assert sim.last_request("primary")["body"]["reasoning_effort"] == "high"
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+async def test_spend_counts_messages_like_chat_completions(sim, start_router, index):
+    """Priced models: the cost header, the cost metric and the usage report count a Messages
+    request (JSON and stream) as they count a chat completion."""
+    table = table_for(sim.url)
+    provider = table["providers"][index]
+    provider["models"][0]["pricing"] = {"inputPerMillionTokens": "1", "outputPerMillionTokens": "2"}
+    model = f"{provider['name']}/{provider['models'][0]['name']}"
+    router, url = await start_router(table)
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0) as client:
+        raw = await client.messages.with_raw_response.create(model=model, **ask())
+        assert float(raw.headers["x-switchyard-cost-usd"]) > 0
+        async with client.messages.stream(model=model, **ask()) as stream:
+            final = await stream.get_final_message()
+    report = router.ledger.snapshot(table_hash=None, advance=False).model_dump_json(by_alias=True)
+    assert f'"{provider["name"]}"' in report
+    metrics = router.metrics.render().decode()
+    cost = [line for line in metrics.splitlines() if line.startswith("switchyard_cost_usd_total{")]
+    assert cost and float(cost[0].rsplit(" ", 1)[1]) > 0
+    assert final.usage.output_tokens > 0
