@@ -22,6 +22,8 @@ from .dispatch import Dispatcher, Served, Shape, UpstreamStream
 from .egress import Egress
 from .errors import UpstreamError, error_body
 from .frontends import messages as anthropic
+from .frontends.openai_responses import passes_through
+from .frontends.responses import ResponsesCall
 from .metrics import Metrics
 from .redact import Redactor
 from .request_shape import MAX_DEPTH, chat_problem, embeddings_problem, too_deep
@@ -261,6 +263,33 @@ class Router:
         answer = {"input_tokens": len(raw) // 4 if exact is None else exact}
         return web.Response(body=orjson.dumps(answer), content_type="application/json", headers=headers)
 
+    async def responses(self, request: web.BaseRequest) -> web.StreamResponse:
+        """POST /v1/responses: passed through to OpenAI, translated for the other families
+        (frontends/responses.py); errors in OpenAI's body, as on chat completions."""
+        try:
+            table = self._ready_table()
+            raw, body = await self._body(request, table, _no_problem)
+            route = self._route(table, body)
+            call = ResponsesCall(body)
+            refused = call.refused
+            if refused is not None and not any(passes_through(t.provider) for t in route.targets):
+                raise RequestError(400, str(refused), param=refused.param)
+        except RequestError as exc:
+            return exc.response
+        if body.get("stream") is True:
+            return await self._stream(request, route, call.chat, len(raw) // 4, False, call)
+        return await self._complete(route, call.chat, len(raw) // 4, "chat", call)
+
+    def kept_response(self, request: web.BaseRequest) -> web.Response:
+        """GET or DELETE /v1/responses/{id}: the router keeps no responses (see frontends/responses.py)."""
+        return json_error(
+            404,
+            "the router keeps no responses (it answers with store false): "
+            "keep the response you were sent, and send the whole conversation as input",
+            "invalid_request_error",
+            param="response_id",
+        )
+
     async def embeddings(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
             table = self._ready_table()
@@ -357,7 +386,7 @@ class Router:
                 outcome,
                 err.message,
             )
-            broken = b"data: " + err.client_body() + b"\n\n" if wire is None else wire.broken(err)
+            broken = stream.translator.broken(err) if wire is None else wire.broken(err)
             await _write_quietly(response, broken)
         except ConnectionResetError:  # the client left before its cancellation reached us
             pass
@@ -421,6 +450,7 @@ class Router:
                 ("POST", "/v1/embeddings"): self.embeddings,
                 ("POST", "/v1/messages"): self.messages,
                 ("POST", "/v1/messages/count_tokens"): self.count_tokens,
+                ("POST", "/v1/responses"): self.responses,
                 **{("GET", path): handler for path, handler in get.items()},
                 **{("HEAD", path): handler for path, handler in get.items()},
             }
@@ -435,6 +465,8 @@ class Router:
             if handler is None:
                 if request.method in ("GET", "HEAD") and request.path.startswith(_MODEL_PATH):
                     return self.model(request.path[len(_MODEL_PATH) :])
+                if request.method in ("GET", "DELETE") and request.path.startswith(_RESPONSE_PATH):
+                    return self.kept_response(request)
                 return _no_route(known, request)
             return await handler(request)
 
@@ -583,6 +615,7 @@ async def _write_quietly(response: web.StreamResponse, data: bytes, eof: bool = 
 
 
 _MODEL_PATH = "/v1/models/"
+_RESPONSE_PATH = "/v1/responses/"
 
 
 def _model_object(name: str) -> dict[str, object]:

@@ -26,7 +26,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from switchyard_router import clock
 
-from . import anthropic_api, gemini_api, openai_api, templates
+from . import anthropic_api, gemini_api, openai_api, responses_api, templates
 from .admin import AdminApi
 from .content import IdMaker
 from .faults import HANG_LIMIT_S, Faults, FaultState
@@ -43,6 +43,7 @@ _MODEL_ID = re.compile(r"v1/models/(.+)")
 _EXACT: dict[tuple[str, str], tuple[str, Endpoint]] = {
     ("POST", "v1/chat/completions"): ("openai", openai_api.chat_completions),
     ("POST", "v1/embeddings"): ("openai", openai_api.embeddings),
+    ("POST", "v1/responses"): ("openai", responses_api.responses),
     ("POST", "v1/messages"): ("anthropic", anthropic_api.messages),
     ("POST", "v1/messages/count_tokens"): ("anthropic", anthropic_api.count_tokens),
     ("GET", "v1beta/models"): ("gemini", gemini_api.list_models),

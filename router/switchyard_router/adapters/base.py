@@ -125,6 +125,10 @@ class StreamTranslator(ABC):
     def finish(self) -> bytes:
         """Closing frames ending in `data: [DONE]`; UpstreamError if the upstream stream was cut."""
 
+    def broken(self, err: UpstreamError) -> bytes:
+        """The client's last frame when the stream broke after its first byte."""
+        return b"data: " + err.client_body() + b"\n\n"
+
     def chunk(self, delta: JSON, finish_reason: str | None = None) -> JSON:
         return {
             "id": self.state.id,

@@ -40,6 +40,9 @@ def _headers(provider: Provider, key: str | None) -> dict[str, str]:
     return headers
 
 
+request_headers = _headers  # for the Responses API's pass-through (frontends/openai_responses.py)
+
+
 def _unmarked(items: Any) -> Any:
     """Messages, content parts or tools without cache_control, copied only where one is found
     (the client's body serves the next target too)."""
