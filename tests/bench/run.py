@@ -64,11 +64,19 @@ MESSAGES = [
 # Client APIs other than chat completions: one JSON cell each, through the router only, at c=16,
 # measured against the floor's chat completions (the floor cannot translate): what the API's
 # translation and routing cost beside the floor's bare forwarding.
-API_CELLS = {"messages": "/v1/messages"}
+API_CELLS = {"messages": "/v1/messages", "responses": "/v1/responses"}
 API_CONCURRENCY = 16
 BODIES = {
     "messages": json.dumps(
         {"model": MODEL, "system": MESSAGES[0]["content"], "messages": MESSAGES[1:], "max_tokens": 64}
+    ),
+    "responses": json.dumps(
+        {
+            "model": MODEL,
+            "instructions": MESSAGES[0]["content"],
+            "input": MESSAGES[1]["content"],
+            "max_output_tokens": 64,
+        }
     ),
     "json": json.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": 64}),
     "stream": json.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": 64, "stream": True}),
@@ -650,7 +658,9 @@ def main(argv: list[str] | None = None) -> int:
                 sink = start("otlp-sink", sink_argv(free_port()), LOADGEN_CORE, workdir, cwd=REPO)
                 servers.append(sink)
                 env = traced_env(router_env, sink.url)
-                traced = start("traced", router_argv(free_port(), table), PROXY_CORE, workdir, env=env, cwd=workdir)
+                traced = start(
+                    "traced", router_argv(free_port(), table), PROXY_CORE, workdir, env=env, cwd=workdir
+                )
                 servers.append(traced)
                 urls["traced"] = f"{traced.url}/v1/chat/completions"
                 proxies["traced"] = traced.proc.pid
