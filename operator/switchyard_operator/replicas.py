@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from switchyard_router.table import Provider, RateLimits
 
@@ -64,3 +64,13 @@ def replicas_per_provider(
         for provider in providers:
             pods.setdefault(provider, set()).update(live.get(policy, set()))
     return {provider: len(p) for provider, p in pods.items()}
+
+
+def rate_limited(provider: Mapping[str, Any]) -> bool:
+    """Does this LLMProvider body (tolerant of an invalid spec) set any rate limit? Only those are
+    divided among routers: a table routing to none of them does not change with their number."""
+    spec = provider.get("spec") or {}
+    credentials = spec.get("credentials")
+    credentials = credentials if isinstance(credentials, list) else []
+    limits = [spec.get("limits"), *(c.get("limits") for c in credentials if isinstance(c, dict))]
+    return any(isinstance(lim, dict) and any(v is not None for v in lim.values()) for lim in limits)

@@ -47,6 +47,7 @@ from .reconcile import (
     reconcile_policy,
     referenced_providers,
 )
+from .replicas import rate_limited
 from .router_pods import RouterPod, router_pod
 from .spend import (
     Ledger,
@@ -223,10 +224,16 @@ async def refresh_routers(rt: Runtime, namespace: str, policy: str, logger: Logg
     if old == routers:
         return routers
     if (old or {}).get("total", 0) != routers["total"]:
-        mine = referenced_providers(body)
-        for other in await rt.kube.list(custom_path(POLICIES, namespace)):
-            if other["metadata"]["name"] == policy or mine & referenced_providers(other):
-                await reconcile_policy(rt, namespace, other["metadata"]["name"], logger)
+        # Only the policies sharing a rate-limited provider with this one get new tables (each
+        # router's share of the limits); recompiling every policy that shares any provider made
+        # a fleet's start-up cost M x M compiles (docs/performance.md).
+        await reconcile_policy(rt, namespace, policy, logger)
+        providers = await rt.kube.list(custom_path(PROVIDERS, namespace))
+        limited = referenced_providers(body) & {p["metadata"]["name"] for p in providers if rate_limited(p)}
+        if limited:
+            for other in await rt.kube.list(custom_path(POLICIES, namespace)):
+                if other["metadata"]["name"] != policy and limited & referenced_providers(other):
+                    await reconcile_policy(rt, namespace, other["metadata"]["name"], logger)
         return routers
     async with rt.lock(POLICIES, namespace, policy):
         await rt.kube.patch(

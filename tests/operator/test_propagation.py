@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import yaml
@@ -114,3 +115,44 @@ async def test_routers_are_counted_and_limits_shared_as_they_scale(api, kube, fl
         await eventually(limits_are(kube, 50, 500, 5), WAIT)
         await eventually(routers_are(kube, {"current": 0, "total": 2, "summary": "0/2",
                                             "stale": ["pod-0", "pod-1"]}), WAIT)
+
+
+async def test_a_router_count_change_recompiles_only_policies_sharing_a_rate_limited_provider(
+    api, kube, monkeypatch
+):
+    """Every policy shares provider `a` (no limits): a new router of one policy changes no other
+    table, so no other policy is compiled (this was M x M compiles as a fleet came up). Policies
+    sharing rate-limited `b` do get recompiled: their routers' shares changed."""
+    from switchyard_operator import usage_sync
+    from switchyard_operator.reconcile import Runtime
+    from switchyard_operator.replicas import rate_limited
+    from switchyard_router import clock
+
+    await kube.create(custom_path("llmproviders", NS), provider("a"))
+    await kube.create(custom_path("llmproviders", NS), provider("b", limits={"requestsPerMinute": 60}))
+    for name, targets in (("chat", [("a", "m1")]), ("other", [("a", "m1")]),
+                          ("limited", [("a", "m1"), ("b", "m1")]), ("peer", [("b", "m1")])):
+        await kube.create(custom_path("routingpolicies", NS), policy(name, targets=targets))
+    compiled: list[str] = []
+
+    async def reconcile(rt, namespace, name, logger):
+        compiled.append(name)
+
+    monkeypatch.setattr(usage_sync, "reconcile_policy", reconcile)
+    rt = Runtime(kube)
+    try:
+        for pod, name in (("pod-0", "chat"), ("pod-1", "limited")):
+            report = router(pod, name).snapshot(table_hash="h")
+            rt.routers.reports[(NS, pod)] = RouterReport(NS, pod, name, report, clock.now())
+        await usage_sync.refresh_routers(rt, NS, "chat", logging.getLogger("test"))
+        assert compiled == ["chat"]
+        compiled.clear()
+        await usage_sync.refresh_routers(rt, NS, "limited", logging.getLogger("test"))
+        assert compiled == ["limited", "peer"]
+    finally:
+        await rt.http.aclose()
+        await rt.pull_http.aclose()
+    assert not rate_limited(provider("a")) and not rate_limited({"spec": {"credentials": "bad"}})
+    keyed = provider("c")
+    keyed["spec"]["credentials"][0]["limits"] = {"tokensPerMinute": 5}
+    assert rate_limited(keyed) and rate_limited(provider("b", limits={"requestsPerMinute": 60}))
