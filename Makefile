@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 BENCH_PYTHON ?= $(firstword $(foreach p,/usr/bin/python3,$(if $(shell $(p) -c "import sys, ensurepip; sys.exit(sys.version_info < (3, 11))" 2>/dev/null && echo ok),$(p))) $(PYTHON))
 BENCH_VENV ?= .venv-bench
 
-.PHONY: demo test test-clocks lint bench bench-hostile bytecodes instructions crds clean image
+.PHONY: demo test test-clocks lint bench bench-hostile bench-control-plane bytecodes instructions crds clean image
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ bench: $(BENCH_VENV)/bin/.installed
 # (tests/bench/hostile_rss.py), against the pods' memory limits.
 bench-hostile: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.hostile_rss
+
+# The operator at scale against the emulated API (docs/performance.md); needs the test extras.
+bench-control-plane: $(BIN)/.installed
+	$(BIN)/python -m tests.bench.control_plane $(ARGS)
 
 bytecodes: $(BIN)/.installed
 	$(BIN)/python -m tests.bench.bytecodes
