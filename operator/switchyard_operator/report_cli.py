@@ -24,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
+from switchyard_router.money import decimal_text
 
 from .models import GROUP
 
@@ -51,8 +52,7 @@ class ProviderRow:
 
 
 def _money(value: Decimal) -> str:
-    text = format(value.quantize(Decimal("0.000001")), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return decimal_text(value.quantize(Decimal("0.000001")))
 
 
 def _per_1k(cost: Decimal, requests: int) -> str | None:

@@ -54,10 +54,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
+from switchyard_router.money import decimal_text
 from switchyard_router.usage import UsageCounts, UsageReport, period_of
 
 JSON = dict[str, Any]
@@ -65,17 +66,6 @@ DEFAULT_KEEP_FOLDED = 512
 # costUSD in the status: at most 12 decimal places (the API's money pattern), rounded down so the
 # shown figure never exceeds what was spent; the ledger keeps the exact value.
 SHOWN_QUANTUM = Decimal("0.000000000001")
-
-
-def decimal_text(value: Decimal) -> str:
-    """Plain notation, no exponent, no trailing zeros: Decimal('3.5E-7') -> '0.00000035'."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
-
-
-ExactUSD = Annotated[Decimal, PlainSerializer(decimal_text, when_used="json")]
 
 
 class _Model(BaseModel):
@@ -88,7 +78,6 @@ class Totals(UsageCounts):
     """Usage of one provider, summed over its models."""
 
     model_config = ConfigDict(frozen=True)
-    cost_usd: ExactUSD = Field(default=Decimal(0), alias="costUSD")
 
     def __add__(self, other: UsageCounts) -> Totals:
         mine, theirs = self.counts(), other.counts()

@@ -25,6 +25,7 @@ from .frontends import messages as anthropic
 from .frontends.openai_responses import passes_through
 from .frontends.responses import ResponsesCall
 from .metrics import Metrics
+from .money import decimal_text
 from .redact import Redactor
 from .request_shape import MAX_DEPTH, chat_problem, embeddings_problem, too_deep
 from .runtime import CompiledRoute, CompiledTable
@@ -324,7 +325,7 @@ class Router:
         headers = _served_headers(name, result.served, result.request_id, _chat_of(body, shape))
         if wire is not None:
             wire.served(headers)
-        headers["x-switchyard-cost-usd"] = "unpriced" if result.cost is None else str(result.cost)
+        headers["x-switchyard-cost-usd"] = "unpriced" if result.cost is None else decimal_text(result.cost)
         return web.Response(body=result.body, content_type="application/json", headers=headers)
 
     async def _stream(

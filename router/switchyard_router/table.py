@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from .errors import ErrorKind
+from .money import decimal_text
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -56,7 +57,7 @@ def format_duration(seconds: float) -> str:
 Duration = Annotated[
     float, BeforeValidator(parse_duration), PlainSerializer(format_duration, when_used="json")
 ]
-Money = Annotated[Decimal, Field(ge=0), PlainSerializer(str, when_used="json")]
+Money = Annotated[Decimal, Field(ge=0), PlainSerializer(decimal_text, when_used="json")]
 
 
 class ProviderType(StrEnum):

@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from . import clock
 from .adapters import Usage
+from .money import USD
 from .table import Pricing
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from .runtime import KeyRuntime, TargetRuntime
 
 MILLION = Decimal(1_000_000)
-USD = Annotated[Decimal, PlainSerializer(str, when_used="json")]
 
 
 class _Model(BaseModel):
