@@ -295,5 +295,15 @@ class CompiledTable:
         """Every key this table uses, so logs can be scrubbed of them."""
         return [key.value for shared in self._shared.values() for key in shared.keys if key.value]
 
+    def without_keys(self) -> list[str]:
+        """Providers that want keys and have none of them (their targets get no traffic)."""
+        return [name for name, shared in self._shared.items() if not shared.keys]
+
+    def uncallable_routes(self) -> list[str]:
+        """Routes with no target it can call: every one of them lacks its provider's keys."""
+        return [
+            name for name, route in self.routes.items() if not any(t.shared.keys for t in route.targets)
+        ]
+
     def targets(self) -> list[TargetRuntime]:
         return list(self._targets.values())

@@ -37,6 +37,9 @@ log = logging.getLogger("switchyard.router")
 
 DEFAULT_SETTINGS = ServerSettings()
 DEFAULT_MAX_BODY = DEFAULT_SETTINGS.max_body_bytes
+# A request that arrives while the router starts (no table yet, or the table before its keys)
+# waits this long for it to become ready: the app beside a sidecar starts at the same time.
+STARTUP_WAIT = 10.0
 _SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -89,7 +92,11 @@ class Router:
         policy: str | None = None,
         exact_tokens: bool = False,
         egress: Egress | None = None,
+        startup_wait: float = STARTUP_WAIT,
     ) -> None:
+        self.startup_wait = startup_wait
+        # Set once every route has a target it can call; start-up requests wait for it.
+        self.started = asyncio.Event()
         self.exact_tokens = exact_tokens
         self.caller_tokens = caller_tokens or []
         self.metrics = metrics or Metrics()
@@ -115,6 +122,10 @@ class Router:
         if previous is not None:
             self.metrics.table_info.remove(previous.digest)
             self._retire_sessions_after(previous)
+        if (problem := self.not_ready(compiled)) is None:
+            self.started.set()
+        else:
+            log.warning("not ready: %s", problem)
         self.metrics.table_info.labels(compiled.digest).set(1)
         self.metrics.table_loads.labels("ok").inc()
         if self.exact_tokens:
@@ -205,7 +216,26 @@ class Router:
             )
         return route
 
-    def _ready_table(self) -> CompiledTable:
+    @staticmethod
+    def not_ready(table: CompiledTable | None) -> str | None:
+        """Why the router cannot serve yet (None: it can): readiness means a table, and
+        credentials for every route's provider; a provider without its keys is named."""
+        if table is None:
+            return "no routing table loaded"
+        routes = table.uncallable_routes()
+        if routes:
+            missing = ", ".join(table.without_keys())
+            return (
+                f"routes without a target it can call: {', '.join(routes)} "
+                f"(credentials missing for providers: {missing})"
+            )
+        return None
+
+    async def _ready_table(self) -> CompiledTable:
+        if not self.started.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.startup_wait):
+                    await self.started.wait()
         if self.table is None:
             # The SDKs retry after Retry-After: a table is usually a moment away.
             raise RequestError(503, "no routing table loaded yet", headers={"Retry-After": "1"})
@@ -215,7 +245,7 @@ class Router:
 
     async def chat_completions(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
-            table = self._ready_table()
+            table = await self._ready_table()
             raw, body = await self._body(request, table, chat_problem)
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages:
@@ -293,7 +323,7 @@ class Router:
 
     async def embeddings(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
-            table = self._ready_table()
+            table = await self._ready_table()
             raw, body = await self._body(request, table, embeddings_problem)
             if "input" not in body:
                 raise RequestError(400, "input is required", param="input")
@@ -409,10 +439,10 @@ class Router:
             body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
         )
 
-    def model(self, name: str) -> web.Response:
+    async def model(self, name: str) -> web.Response:
         """GET /v1/models/{model}: a route, or any `<provider>/<model>` a request may pin."""
         try:
-            self._route(self._ready_table(), {"model": name})
+            self._route(await self._ready_table(), {"model": name})
         except RequestError as exc:
             return exc.response
         return web.Response(body=orjson.dumps(_model_object(name)), content_type="application/json")
@@ -426,9 +456,15 @@ class Router:
         return web.Response(text="ok")
 
     async def readyz(self, request: web.BaseRequest) -> web.Response:
-        if self.table is None:
-            return web.Response(status=503, text="no routing table loaded")
-        return web.Response(text=f"ready: table {self.table.digest}")
+        table = self.table
+        problem = self.not_ready(table)
+        if problem is not None:
+            return web.Response(status=503, text=f"not ready: {problem}")
+        assert table is not None
+        missing = table.without_keys()
+        # Ready: every route can be served; a provider still without keys is named all the same.
+        note = f"; credentials missing for providers: {', '.join(missing)}" if missing else ""
+        return web.Response(text=f"ready: table {table.digest}{note}")
 
     async def metrics_endpoint(self, request: web.BaseRequest) -> web.Response:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"})
@@ -465,7 +501,7 @@ class Router:
             handler = routes.get((request.method, request.path))
             if handler is None:
                 if request.method in ("GET", "HEAD") and request.path.startswith(_MODEL_PATH):
-                    return self.model(request.path[len(_MODEL_PATH) :])
+                    return await self.model(request.path[len(_MODEL_PATH) :])
                 if request.method in ("GET", "DELETE") and request.path.startswith(_RESPONSE_PATH):
                     return self.kept_response(request)
                 return _no_route(known, request)

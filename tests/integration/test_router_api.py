@@ -289,12 +289,13 @@ async def test_not_ready_without_a_table():
     from aiohttp import web
     from switchyard_router.server import Router
 
-    runner = Router().runner()
+    runner = Router(startup_wait=0.05).runner()
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{runner.addresses[0][1]}") as client:
-            assert (await client.get("/readyz")).status == 503
+            ready = await client.get("/readyz")
+            assert ready.status == 503 and await ready.text() == "not ready: no routing table loaded"
             resp = await client.post("/v1/chat/completions", json={"model": "chat", "messages": []})
             assert resp.status == 503
             assert resp.headers["Retry-After"] == "1"

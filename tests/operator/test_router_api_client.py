@@ -180,3 +180,65 @@ async def test_following_backs_off_while_the_api_fails(
 
 async def _async(value: object) -> object:
     return value
+
+
+async def test_no_request_fails_between_the_routes_and_the_keys(
+    kube: Kube, client: KubeClient, caplog: pytest.LogCaptureFixture
+):
+    """Routes arrive before the credentials (APIWatch): /readyz says which provider lacks its
+    keys, and an SDK request in that window waits for them instead of getting a 503."""
+    from aiohttp import ClientSession, web
+    from openai import AsyncOpenAI
+    from switchyard_sim import Simulator
+
+    sim = Simulator()
+    await sim.start()
+    table = {
+        "providers": [
+            {"name": "oa", "type": "openai-compatible", "baseURL": sim.base_url("oa"),
+             "credentials": [{"name": "main", "key": "oa.main"}]},
+            {"name": "spare", "type": "openai-compatible", "baseURL": sim.base_url("spare"),
+             "credentials": [{"name": "main", "key": "spare.main"}]},
+        ],
+        "routes": [{"name": "chat", "targets": [{"provider": "oa", "model": "m"}]}],
+    }
+    caplog.set_level(logging.WARNING, "switchyard.router")
+    router = Router()
+    runner = router.runner()
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    sdk = AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    watch = APIWatch(router, client, "p", credentials_from_api=True)
+    tasks = [asyncio.ensure_future(watch.follow(kind, retry_delay=0.05)) for kind in ("configmaps", "secrets")]
+    try:
+        routes = {"metadata": {"name": "p-routes"}, "data": {"table.yaml": yaml.safe_dump(table)}}
+        await kube.create(core_path("configmaps", NS), routes)
+        await eventually(lambda: _async(router.table))
+        async with ClientSession() as http, http.get(f"{url}/readyz") as resp:
+            assert resp.status == 503
+            assert "credentials missing for providers: oa, spare" in await resp.text()
+        assert "provider oa has none of its keys (oa.main)" in caplog.text
+        # In the window: requests wait for the keys rather than fail.
+        early = [
+            asyncio.ensure_future(sdk.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}]))
+            for _ in range(3)
+        ]
+        await asyncio.sleep(0.3)
+        assert not any(task.done() for task in early)
+        secret = {"metadata": {"name": "p-credentials"}, "data": {"oa.main": base64.b64encode(b"sk-api-0001").decode()}}
+        await kube.create(core_path("secrets", NS), secret)
+        answers = await asyncio.wait_for(asyncio.gather(*early), 10)
+        assert all(a.choices[0].message.content for a in answers)
+        # Every route can be served: ready, the provider still without keys named all the same.
+        async with ClientSession() as http, http.get(f"{url}/readyz") as resp:
+            assert resp.status == 200
+            assert (await resp.text()).endswith("credentials missing for providers: spare")
+        assert sim.stats("oa")["requests"] == 3
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await sdk.close()
+        await runner.cleanup()
+        await sim.stop()
