@@ -68,6 +68,17 @@ TARGET_FAILURES = frozenset(
 # Tied to one key: another key of the same target may go at once.
 KEY_FAILURES = frozenset({ErrorKind.RATE_LIMITED, ErrorKind.UNAUTHORIZED})
 
+# An OpenAI chunk frame's envelope around its text (data:, id, object, created, model, choices):
+# about 150 bytes. What is left of the frames seen, at about 4 bytes a token, estimates the
+# output of a stream the client abandoned before the provider reported its usage.
+FRAME_ENVELOPE = 150
+
+
+def output_estimate(frames: int, size: int) -> int:
+    """Output tokens in `frames` client frames of `size` bytes: at least one a frame."""
+    return max(frames, (size - FRAME_ENVELOPE * frames) // 4)
+
+
 T = TypeVar("T")
 # One attempt: (target, key, attempt timeout, request deadline) -> result.
 Attempt = Callable[[TargetRuntime, KeyRuntime, float, float], Awaitable[T]]
@@ -174,7 +185,15 @@ class Dispatcher:
             )
             started = perf_counter()
             limits = route.limits
-            status, headers, raw, request_id = await self._send(target, key, request, timeout, limits)
+            try:
+                status, headers, raw, request_id = await self._send(target, key, request, timeout, limits)
+            except asyncio.CancelledError:
+                # The client hung up while the provider answered: the request is stopped (the
+                # response closed unread), and what the provider bills for it is estimated.
+                self.ledger.abandoned(
+                    target, series, Usage(), final=False, prompt_tokens=prompt_tokens, output_tokens=0
+                )
+                raise
             if status >= 300:
                 err = adapter.error(status, headers, raw)
                 err.request_id = request_id or err.request_id  # the header's, else the body's
@@ -260,7 +279,11 @@ class Dispatcher:
                 translator = shape.stream(target, state)
             series = self.metrics.series(route.route.name, target.provider.name, target.model_label, "chat")
             stream = UpstreamStream(target, key, series, translator, deadline, timeout, limits, self.metrics)
-            await stream.open(self.upstreams, request, min(first_token or timeout, timeout), self.redact)
+            try:
+                await stream.open(self.upstreams, request, min(first_token or timeout, timeout), self.redact)
+            except asyncio.CancelledError:  # the client left before the first chunk
+                stream.abandoned(self.ledger, prompt_tokens)
+                raise
             return stream
 
         return await _Run(self, route, body, prompt_tokens, attempt).execute()
@@ -492,6 +515,8 @@ class UpstreamStream:
         self.limits = limits
         self.metrics = metrics
         self.received = 0  # bytes read from the upstream, for maxStreamBytes
+        self.frames = 0  # client frames made, and their bytes: the output seen so far
+        self.frame_bytes = 0
         self._response: aiohttp.ClientResponse | None = None
         self._watchdog: Watchdog | None = None
         self._started = perf_counter()
@@ -568,6 +593,9 @@ class UpstreamStream:
             frames = self.translator.translate(chunk)
         except MALFORMED as exc:
             raise malformed(self.target, exc) from None
+        if frames:
+            self.frames += frames.count(b"data: ")
+            self.frame_bytes += len(frames)
         if self.translator.decoder.pending > limits.event:
             self.translator.decoder.discard()
             raise too_large(self.target.provider.name, "an event", "maxEventBytes", limits.event)
@@ -610,6 +638,18 @@ class UpstreamStream:
         """Counts the stream, once its last byte has been written."""
         ledger.count(
             self.target, self.key, self.series, perf_counter() - self._started, self.translator.usage
+        )
+
+    def abandoned(self, ledger: UsageLedger, prompt_tokens: int) -> None:
+        """Counts a stream the client went away from, as the provider will bill it."""
+        translator = self.translator
+        ledger.abandoned(
+            self.target,
+            self.series,
+            translator.usage,
+            final=translator.usage_final or self.finished,
+            prompt_tokens=prompt_tokens,
+            output_tokens=output_estimate(self.frames, self.frame_bytes),
         )
 
     def broke(self, err: UpstreamError) -> None:

@@ -66,6 +66,18 @@ class Metrics:
             "Spend in USD by route, provider and model (tokens times the table's prices).",
             ["route", "provider", "model"],
         )
+        self.estimated_cost = t.counter(
+            "switchyard_estimated_cost_usd",
+            "Estimated spend in USD of answers the client abandoned before the provider reported "
+            "their usage (billed all the same), apart from switchyard_cost_usd.",
+            ["route", "provider", "model"],
+        )
+        self.abandoned = t.counter(
+            "switchyard_abandoned_requests",
+            "Answers the client went away from, counted as the provider bills them: usage exact "
+            "(the provider reported it first) or estimated.",
+            ["provider", "model", "usage"],
+        )
         self.unpriced = t.counter(
             "switchyard_unpriced_requests",
             "Served requests without a price or without usage: counted, never as zero cost.",
@@ -158,6 +170,9 @@ class Metrics:
                 per_chunk=self.per_chunk.labels(*genai),
                 cost=self.cost.labels(route, provider, model),
                 unpriced=self.unpriced.labels(provider, model),
+                estimated_cost=self.estimated_cost.labels(route, provider, model),
+                abandoned_exact=self.abandoned.labels(provider, model, "exact"),
+                abandoned_estimated=self.abandoned.labels(provider, model, "estimated"),
             )
         return found
 
@@ -183,6 +198,22 @@ class TargetSeries:
     per_chunk: Buckets
     cost: Count
     unpriced: Count
+    estimated_cost: Count
+    abandoned_exact: Count
+    abandoned_estimated: Count
+
+    def billed(self, cost: Decimal | None, *, estimated: bool) -> None:
+        """An answer the client abandoned, as the provider will bill it."""
+        if estimated:
+            self.abandoned_estimated.inc()
+        else:
+            self.abandoned_exact.inc()
+        if cost is None:
+            self.unpriced.inc()
+        elif estimated:
+            self.estimated_cost.inc(float(cost))
+        else:
+            self.cost.inc(float(cost))
 
     def success(self, seconds: float, usage: Usage, cost: Decimal | None) -> None:
         self.ok.inc()

@@ -422,7 +422,9 @@ class Router:
         except ConnectionResetError:  # the client left before its cancellation reached us
             pass
         finally:
-            stream.close()
+            stream.close()  # stops the upstream request at once: no tokens nobody will read
+            if outcome == "ClientGone":
+                stream.abandoned(self.ledger, prompt_tokens)
             self.metrics.request_done(name, outcome)
         return response
 

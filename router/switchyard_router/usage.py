@@ -56,6 +56,10 @@ class UsageCounts(_Model):
     cost_usd: USD = Field(default=Decimal(0), alias="costUSD", ge=0, allow_inf_nan=False)
     # Served, but without a usable price or usage: counted here, never as zero cost.
     unpriced_requests: int = Field(default=0, ge=0)
+    # Answers the client abandoned before the provider reported their usage (part of `requests`):
+    # the provider bills them, so they are counted from an estimate, kept apart from exact cost.
+    estimated_requests: int = Field(default=0, ge=0)
+    estimated_cost_usd: USD = Field(default=Decimal(0), alias="estimatedCostUSD", ge=0, allow_inf_nan=False)
 
     def counts(self) -> dict[str, int | Decimal]:
         return {name: getattr(self, name) for name in UsageCounts.model_fields}
@@ -73,6 +77,10 @@ class UsageCounter(UsageCounts):
         default=Decimal(0), alias="costUSD", ge=0, le=10**12, max_digits=48, allow_inf_nan=False
     )
     unpriced_requests: COUNT = 0
+    estimated_requests: COUNT = 0
+    estimated_cost_usd: USD = Field(
+        default=Decimal(0), alias="estimatedCostUSD", ge=0, le=10**12, max_digits=48, allow_inf_nan=False
+    )
     provider: NAME
     model: NAME
     period: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")  # the calendar month in UTC, "2026-11"
@@ -132,6 +140,8 @@ class _Totals:
     reasoning_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
     unpriced_requests: int = 0
+    estimated_requests: int = 0
+    estimated_cost_usd: Decimal = Decimal(0)
 
 
 def target_cost(target: TargetRuntime, usage: Usage) -> Decimal | None:
@@ -193,13 +203,46 @@ class UsageLedger:
         if usage.reported:  # the prompt estimate was charged up front; the answer's tokens now
             target.shared.charge(key, usage.output_tokens, clock.monotonic())
 
+    def abandoned(
+        self,
+        target: TargetRuntime,
+        series: TargetSeries,
+        usage: Usage,
+        *,
+        final: bool,
+        prompt_tokens: int,
+        output_tokens: int,
+    ) -> None:
+        """An answer the client went away from: the provider bills it all the same. Exact when
+        the provider's final usage came in before (`final`); otherwise an estimate from what is
+        known: the provider's own counts so far (Anthropic and Gemini tell the prompt's at once),
+        else the router's prompt estimate, and the output seen so far."""
+        if final and usage.reported:
+            cost = _target_cost(target, usage)
+            self._add(target.provider.name, target.model_label, usage, cost)
+            series.billed(cost, estimated=False)
+            return
+        reported = usage.reported
+        estimate = Usage(
+            input_tokens=usage.input_tokens if reported and usage.input_tokens else prompt_tokens,
+            output_tokens=max(usage.output_tokens if reported else 0, output_tokens),
+            cached_input_tokens=usage.cached_input_tokens if reported else 0,
+            cache_write_tokens=usage.cache_write_tokens if reported else 0,
+            reported=True,
+        )
+        cost = _target_cost(target, estimate)
+        self._add(target.provider.name, target.model_label, Usage(), cost, estimated=True)
+        series.billed(cost, estimated=True)
+
     def record(self, provider: str, model: str, usage: Usage, pricing: Pricing | None) -> Decimal | None:
         """Count one served answer; returns its cost (None when unpriced)."""
         cost = cost_of(usage, pricing)
         self._add(provider, model, usage, cost)
         return cost
 
-    def _add(self, provider: str, model: str, usage: Usage, cost: Decimal | None) -> None:
+    def _add(
+        self, provider: str, model: str, usage: Usage, cost: Decimal | None, estimated: bool = False
+    ) -> None:
         key = (provider, model, self._current_period())
         totals = self._totals.get(key)
         if totals is None:
@@ -211,8 +254,12 @@ class UsageLedger:
         totals.reasoning_tokens += usage.reasoning_tokens
         if cost is None:
             totals.unpriced_requests += 1
+        elif estimated:
+            totals.estimated_cost_usd += cost
         else:
             totals.cost_usd += cost
+        if estimated:  # its tokens are a guess: the token counts stay the provider's own
+            totals.estimated_requests += 1
 
     def snapshot(self, *, table_hash: str | None, final: bool = False, advance: bool = True) -> UsageReport:
         """The cumulative report; `advance` numbers it as a new one (a look does not)."""

@@ -564,6 +564,7 @@ class AnthropicStream(StreamTranslator):
 
     def _message_delta(self, payload: JSON) -> bytes:
         self.usage = count_usage(self._counts, payload.get("usage"))
+        self.usage_final = True  # message_start told the prompt's; this, the final output count
         stop_reason = (payload.get("delta") or {}).get("stop_reason")
         if not stop_reason:
             return b""

@@ -101,6 +101,8 @@ class StreamTranslator(ABC):
     def __init__(self, state: StreamState) -> None:
         self.state = state
         self.usage = Usage()
+        # The provider's final usage came in (what it bills), even if the stream goes on a while.
+        self.usage_final = False
         self.decoder = SSEDecoder()
 
     def translate(self, chunk: bytes) -> bytes:

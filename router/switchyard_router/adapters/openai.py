@@ -139,6 +139,7 @@ class OpenAIStream(StreamTranslator):
         usage = chunk.get("usage") if isinstance(chunk, dict) else None
         if usage:
             self.usage = Usage.from_openai(usage)
+            self.usage_final = True  # OpenAI sends usage once, for the whole answer
             if not chunk.get("choices") and not self.state.include_usage:
                 return b""  # we asked for this chunk, the client did not
         return b"data: " + data + b"\n\n"
