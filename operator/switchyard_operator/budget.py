@@ -55,12 +55,13 @@ def budget_of(body: Mapping[str, Any]) -> BudgetSpec | None:
 
 
 def month_cost(spend: Mapping[str, Any] | None, now: datetime) -> Decimal:
-    """The spend shown in the status, counted only when it is this month's."""
+    """The spend shown in the status, counted only when it is this month's: exact cost plus the
+    estimate for abandoned answers (the provider bills those too)."""
     spend = spend or {}
     if spend.get("period") != period_of(now):
         return Decimal(0)
     try:
-        return Decimal(str(spend.get("costUSD") or "0"))
+        return Decimal(str(spend.get("costUSD") or "0")) + Decimal(str(spend.get("estimatedCostUSD") or "0"))
     except InvalidOperation:
         return Decimal(0)
 

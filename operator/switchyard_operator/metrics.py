@@ -43,6 +43,11 @@ class ProviderCollector(Collector):
         budget = GaugeMetricFamily(
             "switchyard_provider_budget_usd", "The monthly budget (spec.budget).", labels=_LABELS
         )
+        estimated = GaugeMetricFamily(
+            "switchyard_provider_estimated_spend_usd",
+            "This month's estimated spend on abandoned answers (status.spend.estimatedCostUSD).",
+            labels=_LABELS,
+        )
         requests = GaugeMetricFamily("switchyard_provider_requests", "This month's requests.", labels=_LABELS)
         healthy = GaugeMetricFamily(
             "switchyard_provider_healthy", "1 when the last probes passed.", labels=_LABELS
@@ -54,12 +59,13 @@ class ProviderCollector(Collector):
             if (cost := _usd(spent.get("costUSD"))) is not None:
                 spend.add_metric(labels, cost)
                 requests.add_metric(labels, float(spent.get("requests") or 0))
+                estimated.add_metric(labels, _usd(spent.get("estimatedCostUSD")) or 0.0)
             if (limit := _usd(((body.get("spec") or {}).get("budget") or {}).get("monthlyUSD"))) is not None:
                 budget.add_metric(labels, limit)
             state = (status.get("health") or {}).get("state")
             if state in ("Healthy", "Unhealthy"):
                 healthy.add_metric(labels, 1.0 if state == "Healthy" else 0.0)
-        yield from (spend, budget, requests, healthy)
+        yield from (spend, estimated, budget, requests, healthy)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())

@@ -739,6 +739,18 @@ class MonthSpend(SpecModel):
     unpriced_requests: int | None = Field(
         default=None, ge=0, description="Requests served without a usable price or usage report."
     )
+    estimated_cost_usd: Money | None = Field(
+        default=None,
+        alias="estimatedCostUSD",
+        description="Estimated USD of answers the client abandoned before the provider reported "
+        "their usage (the provider bills them); apart from costUSD.",
+    )
+    estimated_requests: int | None = Field(
+        default=None,
+        ge=0,
+        description="Abandoned answers counted from an estimate (part of requests; their tokens are "
+        "not in the token counts).",
+    )
 
 
 class SpendStatus(MonthSpend):

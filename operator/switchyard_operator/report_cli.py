@@ -45,6 +45,8 @@ class ProviderRow:
     cost_per_1k_requests: str | None = None
     fallbacks: int | None = None
     unpriced_requests: int = 0
+    # abandoned answers counted from an estimate, apart from cost_usd
+    estimated_cost_usd: str | None = None
     # the last closed month, from status.spend.lastMonth (the cluster view only)
     last_month: str | None = None
     last_month_cost_usd: str | None = None
@@ -81,6 +83,7 @@ def rows_from_metrics(text: str) -> list[ProviderRow]:
     """One row per provider from a router's Prometheus text."""
     rows: dict[str, ProviderRow] = {}
     costs: dict[str, Decimal] = {}
+    estimated: dict[str, Decimal] = {}
     ok: dict[str, int] = {}
     buckets: dict[str, dict[float, float]] = {}
 
@@ -108,6 +111,9 @@ def rows_from_metrics(text: str) -> list[ProviderRow]:
             elif sample.name == "switchyard_cost_usd_total":
                 name = row(labels["provider"]).provider
                 costs[name] = costs.get(name, Decimal(0)) + Decimal(repr(value))
+            elif sample.name == "switchyard_estimated_cost_usd_total":
+                name = row(labels["provider"]).provider
+                estimated[name] = estimated.get(name, Decimal(0)) + Decimal(repr(value))
             elif sample.name == "switchyard_unpriced_requests_total":
                 row(labels["provider"]).unpriced_requests += int(value)
             elif sample.name == "switchyard_fallbacks_total":
@@ -123,6 +129,8 @@ def rows_from_metrics(text: str) -> list[ProviderRow]:
     for name, r in rows.items():
         cost = costs.get(name, Decimal(0))
         r.cost_usd = _money(cost)
+        if name in estimated:
+            r.estimated_cost_usd = _money(estimated[name])
         r.cost_per_1k_requests = _per_1k(cost, ok.get(name, 0))
         r.error_rate = (r.errors or 0) / r.requests if r.requests else None
         cumulative = sorted(buckets.get(name, {}).items())
@@ -131,9 +139,9 @@ def rows_from_metrics(text: str) -> list[ProviderRow]:
     return sorted(rows.values(), key=lambda r: r.provider)
 
 
-def _cost(spend: Mapping[str, Any]) -> Decimal:
+def _cost(spend: Mapping[str, Any], field: str = "costUSD") -> Decimal:
     try:
-        return Decimal(str(spend.get("costUSD") or "0"))
+        return Decimal(str(spend.get(field) or "0"))
     except InvalidOperation:
         return Decimal(0)
 
@@ -160,6 +168,9 @@ def rows_from_providers(items: Iterable[Mapping[str, Any]]) -> list[ProviderRow]
                 cost_usd=_money(cost),
                 cost_per_1k_requests=_per_1k(cost, requests),
                 unpriced_requests=int(spend.get("unpricedRequests") or 0),
+                estimated_cost_usd=(
+                    _money(_cost(spend, "estimatedCostUSD")) if "estimatedCostUSD" in spend else None
+                ),
                 last_month=str(last.get("period")) if last else None,
                 last_month_cost_usd=_money(_cost(last)) if last else None,
                 extra={k: v for k, v in extra.items() if v is not None},
@@ -190,6 +201,7 @@ COLUMNS = (
     ("OUT TOKENS", "output_tokens", ""),
     ("COST", "cost_usd", "usd"),
     ("COST/1K REQ", "cost_per_1k_requests", "usd"),
+    ("ESTIMATED COST", "estimated_cost_usd", "usd"),
     ("FALLBACKS", "fallbacks", ""),
     ("LAST MONTH", "last_month", ""),
     ("LAST MONTH COST", "last_month_cost_usd", "usd"),
@@ -197,7 +209,7 @@ COLUMNS = (
 
 
 # Shown only when some row has one (a router's metrics know no months).
-OPTIONAL = {"last_month", "last_month_cost_usd"}
+OPTIONAL = {"last_month", "last_month_cost_usd", "estimated_cost_usd"}
 
 
 def render_table(rows: Sequence[ProviderRow]) -> str:

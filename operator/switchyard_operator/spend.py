@@ -305,6 +305,8 @@ def _month_totals(ledger: Ledger) -> JSON:
         "cachedInputTokens": total.cached_input_tokens,
         "reasoningTokens": total.reasoning_tokens,
         "unpricedRequests": total.unpriced_requests,
+        "estimatedCostUSD": shown_cost(total.estimated_cost_usd),
+        "estimatedRequests": total.estimated_requests,
     }
 
 
