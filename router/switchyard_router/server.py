@@ -263,7 +263,7 @@ class Router:
     async def messages(self, request: web.BaseRequest) -> web.StreamResponse:
         """POST /v1/messages: the Anthropic Messages API on the same routes (frontends/messages.py)."""
         try:
-            table = self._ready_table()
+            table = await self._ready_table()
             raw, body = await self._body(request, table, _no_problem)
             try:
                 anthropic.check(body)
@@ -282,7 +282,7 @@ class Router:
         when --exact-tokens loaded one, else estimated (about 4 bytes a token, erring high);
         x-switchyard-token-count says which. No provider is asked: nothing is spent."""
         try:
-            table = self._ready_table()
+            table = await self._ready_table()
             raw, body = await self._body(request, table, _no_problem)
             route = self._route(table, body)
         except RequestError as exc:
