@@ -298,7 +298,7 @@ class Router:
         """POST /v1/responses: passed through to OpenAI, translated for the other families
         (frontends/responses.py); errors in OpenAI's body, as on chat completions."""
         try:
-            table = self._ready_table()
+            table = await self._ready_table()
             raw, body = await self._body(request, table, _no_problem)
             route = self._route(table, body)
             call = ResponsesCall(body)

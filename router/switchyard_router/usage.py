@@ -218,7 +218,7 @@ class UsageLedger:
         known: the provider's own counts so far (Anthropic and Gemini tell the prompt's at once),
         else the router's prompt estimate, and the output seen so far."""
         if final and usage.reported:
-            cost = _target_cost(target, usage)
+            cost = target_cost(target, usage)
             self._add(target.provider.name, target.model_label, usage, cost)
             series.billed(cost, estimated=False)
             return
@@ -230,7 +230,7 @@ class UsageLedger:
             cache_write_tokens=usage.cache_write_tokens if reported else 0,
             reported=True,
         )
-        cost = _target_cost(target, estimate)
+        cost = target_cost(target, estimate)
         self._add(target.provider.name, target.model_label, Usage(), cost, estimated=True)
         series.billed(cost, estimated=True)
 
